@@ -1,0 +1,1 @@
+//! TODO(skeleton): the in-repo Lease endpoint.

@@ -1,0 +1,5 @@
+//! A cluster-free world for tests and `kvip lab`: an HTTP/TLS Lease endpoint that behaves like
+//! kube-apiserver where kvip depends on it, and throw-away network namespaces.
+
+pub mod apiserver;
+pub mod netns;

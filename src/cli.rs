@@ -65,6 +65,9 @@ pub struct RunArgs {
     /// Logging, metrics and health.
     #[command(flatten)]
     pub observe: ObserveArgs,
+    /// Validate the configuration, print it as JSON and exit without touching the host.
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
 }
 
 /// Options of `kvip manifest pod|daemonset`: the daemon's options, written into the manifest as
@@ -227,6 +230,65 @@ pub fn parse_duration(value: &str) -> Result<std::time::Duration, String> {
     if let Ok(secs) = value.parse::<u64>() {
         return Ok(std::time::Duration::from_secs(secs));
     }
-    humantime::parse_duration(value)
-        .map_err(|e| format!("`{value}` is not a duration ({e}); use seconds (e.g. 5) or a unit (e.g. 1500ms)"))
+    humantime::parse_duration(value).map_err(|e| {
+        format!("`{value}` is not a duration ({e}); use seconds (e.g. 5) or a unit (e.g. 1500ms)")
+    })
+}
+
+/// The command line as clap sees it, with one change: `kvip manifest …` reads flags only.
+/// A generator that picked up `address` or `port` from the operator's shell would write a
+/// manifest nobody asked for (a kube-vip pitfall), so its options lose their environment
+/// variables here.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command().mut_subcommand("manifest", |manifest| {
+        ["pod", "daemonset", "rbac"]
+            .into_iter()
+            .fold(manifest, |m, name| m.mut_subcommand(name, without_env))
+    })
+}
+
+/// Parses `args` (the first is the program name) with [`command`].
+pub fn try_parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::FromArgMatches;
+    let matches = command().try_get_matches_from(args)?;
+    Cli::from_arg_matches(&matches)
+}
+
+/// Removes the options' environment variables that are set but empty, so they count as unset:
+/// kube-vip ignores an empty variable (`if env != ""`), and manifests rely on that.
+///
+/// # Safety
+///
+/// Changes the process environment: call it first thing in `main`, before any thread starts.
+pub unsafe fn ignore_empty_environment() {
+    let mut names = Vec::new();
+    collect_env_names(&command(), &mut names);
+    for name in names {
+        if std::env::var_os(&name).is_some_and(|value| value.is_empty()) {
+            // SAFETY: the caller guarantees no other thread reads the environment.
+            unsafe { std::env::remove_var(&name) };
+        }
+    }
+}
+
+fn collect_env_names(cmd: &clap::Command, names: &mut Vec<std::ffi::OsString>) {
+    names.extend(
+        cmd.get_arguments()
+            .filter_map(|a| a.get_env())
+            .map(|e| e.to_os_string()),
+    );
+    for sub in cmd.get_subcommands() {
+        collect_env_names(sub, names);
+    }
+}
+
+fn without_env(cmd: clap::Command) -> clap::Command {
+    let ids: Vec<clap::Id> = cmd.get_arguments().map(|a| a.get_id().clone()).collect();
+    ids.into_iter()
+        .fold(cmd, |cmd, id| cmd.mut_arg(id, |arg| arg.env(None::<&str>)))
 }

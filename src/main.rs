@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Parser;
 use kvip::cli::{Cli, Command};
 
@@ -12,9 +13,12 @@ fn main() -> ExitCode {
             println!("kvip {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
-        Command::Manifest(_) | Command::Run(_) | Command::Announce(_) => {
-            Err(anyhow::anyhow!("not implemented yet"))
-        }
+        Command::Announce(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the tokio runtime")
+            .and_then(|runtime| runtime.block_on(kvip::announce::run_cli(&args))),
+        Command::Manifest(_) | Command::Run(_) => Err(anyhow::anyhow!("not implemented yet")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

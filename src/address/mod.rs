@@ -70,7 +70,7 @@ impl fmt::Display for Vip {
 pub enum AddressError {
     /// The NETLINK_ROUTE socket could not be opened (out of file descriptors, seccomp, …).
     #[error("cannot open a NETLINK_ROUTE socket: {0}")]
-    Connect(#[source] std::io::Error),
+    Connect(std::io::Error),
     /// The configured interface does not exist in this network namespace.
     #[error(
         "interface `{name}` does not exist (interfaces here: {available}); set --interface / vip_interface to one of them"

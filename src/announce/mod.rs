@@ -79,13 +79,12 @@ impl Default for Schedule {
 #[derive(Debug, thiserror::Error)]
 pub enum AnnounceError {
     /// The raw socket could not be opened (usually a missing CAP_NET_RAW).
-    #[error("cannot open a raw (AF_PACKET) socket on interface `{interface}`: {source}{hint}")]
+    #[error("cannot open a raw (AF_PACKET) socket on interface `{interface}`: {error}{hint}")]
     Open {
         /// The interface name.
         interface: String,
-        /// The system's error.
-        #[source]
-        source: std::io::Error,
+        /// The system's error (in the message, not chained, so it is printed once).
+        error: std::io::Error,
         /// What to do about it, when known (starts with "; ").
         hint: &'static str,
     },
@@ -93,13 +92,12 @@ pub enum AnnounceError {
     #[error(transparent)]
     Frame(#[from] FrameError),
     /// The kernel refused a frame (interface down, queue full past the write timeout, …).
-    #[error("sending on interface `{interface}`: {source}")]
+    #[error("sending on interface `{interface}`: {error}")]
     Send {
         /// The interface name.
         interface: String,
-        /// The system's error.
-        #[source]
-        source: std::io::Error,
+        /// The system's error (in the message, not chained, so it is printed once).
+        error: std::io::Error,
     },
     /// The takeover was superseded by `stop` or another `start` before its first frame left, or
     /// the announcer task is gone.

@@ -34,14 +34,14 @@ pub struct RawLink {
 impl RawLink {
     /// Opens the socket on the interface. Needs CAP_NET_RAW.
     pub fn open(interface: &Interface) -> Result<Self, AnnounceError> {
-        let open_error = |source: io::Error| AnnounceError::Open {
+        let open_error = |error: io::Error| AnnounceError::Open {
             interface: interface.name.clone(),
-            hint: if matches!(source.raw_os_error(), Some(libc::EPERM | libc::EACCES)) {
+            hint: if matches!(error.raw_os_error(), Some(libc::EPERM | libc::EACCES)) {
                 "; sending gratuitous ARP / NA needs CAP_NET_RAW: run kvip as root or add NET_RAW to the container's securityContext.capabilities"
             } else {
                 ""
             },
-            source,
+            error,
         };
         let fd = drop_all_socket().map_err(open_error)?;
         let target = NetworkInterface {
@@ -73,9 +73,9 @@ impl RawLink {
 
     /// Hands one complete Ethernet frame to the kernel.
     pub fn send(&mut self, frame: &[u8]) -> Result<(), AnnounceError> {
-        let send_error = |source: io::Error| AnnounceError::Send {
+        let send_error = |error: io::Error| AnnounceError::Send {
             interface: self.interface.clone(),
-            source,
+            error,
         };
         match self.sender.send_to(frame, None) {
             Some(Ok(())) => Ok(()),

@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use kvip::cli::{Command, ManifestCommand};
 use kvip::config::Config;
 use kvip::manifest::{self, Kind};
@@ -30,7 +31,11 @@ fn main() -> ExitCode {
                 Ok(config) => kvip::daemon::main(config),
             }
         }
-        Command::Announce(_) => Err(anyhow::anyhow!("not implemented yet")),
+        Command::Announce(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the tokio runtime")
+            .and_then(|runtime| runtime.block_on(kvip::announce::run_cli(&args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -153,11 +153,15 @@ async fn delete_and_list_with_a_field_selector() {
         Some(world.server.revision().to_string())
     );
 
-    leases
+    let answer = leases
         .delete("two", &DeleteParams::default())
         .await
         .unwrap();
+    // Leases have no graceful deletion: the answer is a Status, as from kube-apiserver.
+    assert!(answer.right().is_some_and(|status| status.is_success()));
     assert!(world.server.lease(NS, "two").is_none());
+    let last = world.server.writes().pop().unwrap();
+    assert_eq!((last.kind, last.name.as_str()), (EventKind::Deleted, "two"));
     assert!(api_status(leases.get("two").await).is_not_found());
 }
 
@@ -193,4 +197,16 @@ async fn malformed_and_invalid_bodies_are_rejected_like_the_real_api() {
             .await,
     );
     assert_eq!((refused.code, refused.reason.as_str()), (422, "Invalid"));
+}
+
+#[tokio::test]
+async fn an_update_of_a_missing_lease_creates_it_as_the_lease_strategy_allows() {
+    let world = World::start().await;
+    let leases = world.super_admin().await;
+    let created = leases
+        .replace(LOCK, &PostParams::default(), &lease(LOCK, "node-a"))
+        .await
+        .unwrap();
+    assert!(created.metadata.uid.is_some());
+    assert_eq!(world.server.writes()[0].kind, EventKind::Added);
 }

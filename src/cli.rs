@@ -227,6 +227,7 @@ pub fn parse_duration(value: &str) -> Result<std::time::Duration, String> {
     if let Ok(secs) = value.parse::<u64>() {
         return Ok(std::time::Duration::from_secs(secs));
     }
-    humantime::parse_duration(value)
-        .map_err(|e| format!("`{value}` is not a duration ({e}); use seconds (e.g. 5) or a unit (e.g. 1500ms)"))
+    humantime::parse_duration(value).map_err(|e| {
+        format!("`{value}` is not a duration ({e}); use seconds (e.g. 5) or a unit (e.g. 1500ms)")
+    })
 }

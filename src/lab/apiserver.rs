@@ -1,1 +1,0 @@
-//! TODO(skeleton): the in-repo Lease endpoint.

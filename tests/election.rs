@@ -42,6 +42,23 @@ async fn three_electors_elect_exactly_one_leader_and_the_others_follow() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_never_releases_someone_elses_lease() {
+    let world = World::start().await;
+    let mut nodes = world.nodes(&["cp-1", "cp-2"], fast());
+    let leader = settled_leader(&nodes).await;
+    let follower = 1 - leader;
+    assert!(!nodes[follower].release().await, "nothing to release");
+    assert!(
+        world
+            .writes()
+            .iter()
+            .all(|w| w.holder_identity.as_deref() != Some("")),
+        "no release was written"
+    );
+    assert!(nodes[leader].leading());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_holder_is_replaced_only_after_its_observed_expiry() {
     let world = World::start().await;
     let mut nodes = world.nodes(&["cp-1", "cp-2", "cp-3"], fast());

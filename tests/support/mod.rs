@@ -149,6 +149,13 @@ impl World {
     pub fn elector(&self, node: &str, timings: Timings) -> Node {
         let config = ElectorConfig::new(node, timings).unwrap();
         let ladder = self.ladder(node, &config);
+        self.elector_with(config, ladder)
+    }
+
+    /// Starts an elector with a custom configuration and ladder; events go to the shared log.
+    pub fn elector_with(&self, config: ElectorConfig, ladder: Ladder) -> Node {
+        let node = config.identity.clone();
+        let node = node.as_str();
         let (handle, mut events) = election::spawn(config, ladder);
         let status = handle.status();
         let log = self.log.clone();

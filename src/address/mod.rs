@@ -41,7 +41,7 @@ pub use watch::InterfaceEvent;
 /// A virtual IP and its prefix length, as the configuration produces it and the kernel stores it.
 ///
 /// The prefix is normally /32 (IPv4) or /128 (IPv6), so the kernel adds no subnet route for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct Vip {
     /// The address itself.
     pub addr: IpAddr,

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use crate::address::Vip;
 use crate::cli::{ObserveArgs, VipArgs};
 pub use values::Opt;
 
@@ -40,6 +41,10 @@ pub const DEFAULT_ARP_RATE: Duration = Duration::from_millis(3000);
 pub const DEFAULT_PROMETHEUS_SERVER: &str = ":2112";
 /// Default health address: loopback only, for kubelet's liveness probe on the host network.
 pub const DEFAULT_HEALTH_ADDRESS: &str = "127.0.0.1:2113";
+/// The shortest lease duration kvip accepts: the kernel fence (see `daemon::fence`) needs a
+/// lifetime of at least one whole second after taking off the kernel's one-second slack and a
+/// margin, before the Lease can expire for the other nodes.
+pub const MIN_LEASE_DURATION: Duration = Duration::from_secs(3);
 /// client-go's `JitterFactor`: the renew deadline must exceed this many retry periods.
 pub const JITTER_FACTOR: f64 = 1.2;
 
@@ -59,15 +64,6 @@ pub enum ConfigError {
     /// A required option that is missing or a combination that cannot work.
     #[error("{0}")]
     Other(String),
-}
-
-/// A virtual IP and its prefix length on the interface.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Vip {
-    /// The address other hosts reach the API servers on.
-    pub addr: IpAddr,
-    /// The prefix length it is added with: 32 or 128 unless `vip_subnet` says otherwise.
-    pub prefix_len: u8,
 }
 
 /// The Lease and its timings (client-go's names).
@@ -469,6 +465,13 @@ fn lease_settings(vip: &VipArgs) -> Result<LeaseSettings, ConfigError> {
         ));
     }
     let fmt = |d: Duration| humantime::format_duration(d).to_string();
+    if duration < MIN_LEASE_DURATION {
+        return Err(LEASE_DURATION.invalid(
+            &fmt(duration),
+            "at least 3 seconds: kvip's kernel fence removes the VIP in whole seconds, \
+             with one second of slack, before the Lease can expire for the other nodes",
+        ));
+    }
     if duration <= renew_deadline {
         return Err(ConfigError::Other(format!(
             "{LEASE_DURATION} ({}) must be greater than {RENEW_DEADLINE} ({}): a leader that \

@@ -4,7 +4,7 @@
 //! kube-vip's names as well (and `kube_vip_build_info` is actually 1, unlike kube-vip's), so
 //! dashboards keep working after the image swap.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -16,27 +16,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-/// Which kubeconfig the election currently uses (the rungs of the credential ladder).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Credential {
-    /// `admin.conf` (or `--k8sConfigPath`): least privilege, the normal case.
-    Admin,
-    /// `super-admin.conf`: only while admin.conf is forbidden during a kubeadm bootstrap.
-    SuperAdmin,
-    /// The pod's ServiceAccount (DaemonSet mode).
-    ServiceAccount,
-}
-
-impl Credential {
-    /// The label value in `kvip_credential`.
-    pub fn label(self) -> &'static str {
-        match self {
-            Credential::Admin => "admin",
-            Credential::SuperAdmin => "super-admin",
-            Credential::ServiceAccount => "serviceaccount",
-        }
-    }
-}
+use crate::credentials::Credential;
 
 /// All of kvip's metrics; cheap to clone (every metric is a shared handle).
 #[derive(Debug, Clone)]
@@ -58,7 +38,7 @@ pub struct Metrics {
     pub vip_restored: Counter,
     /// Lease acquired → first announcement on the wire, in seconds.
     pub takeover_seconds: Histogram,
-    announcements: Arc<AtomicU64>,
+    announcements: Arc<OnceLock<Arc<AtomicU64>>>,
 }
 
 impl Metrics {
@@ -84,7 +64,7 @@ impl Metrics {
             vip_restored: Counter::default(),
             // 50 µs … ~6.5 s: the target is under 1 ms, a slow netlink or a stalled runtime shows.
             takeover_seconds: Histogram::new(exponential_buckets(50e-6, 2.0, 18)),
-            announcements: Arc::new(AtomicU64::new(0)),
+            announcements: Arc::new(OnceLock::new()),
         };
         reg.register(
             "kvip_is_leader",
@@ -160,22 +140,18 @@ impl Metrics {
         }
     }
 
-    /// The counter the announcer increments for every frame it hands to the kernel: a plain
-    /// atomic so the hot path needs nothing from this crate's metric types.
-    pub fn announcements(&self) -> Arc<AtomicU64> {
-        self.announcements.clone()
+    /// Exports the announcer's frame counter as `kvip_announcements_total`. The announcer keeps
+    /// a plain atomic so its hot path needs nothing from the metrics crate; the first call wins.
+    pub fn count_announcements(&self, frames_sent: Arc<AtomicU64>) {
+        let _ = self.announcements.set(frames_sent);
     }
 
-    /// Marks `current` as the credential in use.
-    pub fn set_credential(&self, current: Credential) {
-        for c in [
-            Credential::Admin,
-            Credential::SuperAdmin,
-            Credential::ServiceAccount,
-        ] {
-            let value = i64::from(c == current);
+    /// Marks `current` as the kubeconfig in use (`None`: none is usable right now).
+    pub fn set_credential(&self, current: Option<Credential>) {
+        for c in [Credential::Admin, Credential::SuperAdmin] {
+            let value = i64::from(Some(c) == current);
             self.credential
-                .get_or_create(&vec![("kubeconfig".into(), c.label().into())])
+                .get_or_create(&vec![("kubeconfig".into(), c.as_str().into())])
                 .set(value);
         }
     }
@@ -196,11 +172,12 @@ impl Metrics {
 
 /// Exposes the announcer's atomic as `kvip_announcements_total` at scrape time.
 #[derive(Debug)]
-struct AnnouncementCounter(Arc<AtomicU64>);
+struct AnnouncementCounter(Arc<OnceLock<Arc<AtomicU64>>>);
 
 impl Collector for AnnouncementCounter {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let counter = ConstCounter::new(self.0.load(Ordering::Relaxed));
+        let sent = self.0.get().map_or(0, |frames| frames.load(Ordering::Relaxed));
+        let counter = ConstCounter::new(sent);
         let metric = encoder.encode_descriptor(
             "kvip_announcements",
             "Gratuitous ARP / unsolicited NA frames sent",
@@ -220,15 +197,15 @@ mod tests {
         let m = Metrics::new("cp-1", "kube-system", "plndr-cp-lock");
         m.is_leader.set(1);
         m.transitions.inc();
-        m.set_credential(Credential::SuperAdmin);
-        m.announcements().fetch_add(5, Ordering::Relaxed);
+        m.set_credential(Some(Credential::SuperAdmin));
+        m.count_announcements(Arc::new(AtomicU64::new(5)));
         m.observe_takeover(Duration::from_micros(300));
         let text = m.encode();
         for line in [
             r#"kvip_is_leader{node="cp-1",lease="kube-system/plndr-cp-lock"} 1"#,
             r#"kvip_leader_transitions_total{node="cp-1",lease="kube-system/plndr-cp-lock"} 1"#,
-            r#"kvip_credential{node="cp-1",lease="kube-system/plndr-cp-lock",kubeconfig="super-admin"} 1"#,
-            r#"kvip_credential{node="cp-1",lease="kube-system/plndr-cp-lock",kubeconfig="admin"} 0"#,
+            r#"kvip_credential{node="cp-1",lease="kube-system/plndr-cp-lock",kubeconfig="super-admin.conf"} 1"#,
+            r#"kvip_credential{node="cp-1",lease="kube-system/plndr-cp-lock",kubeconfig="admin.conf"} 0"#,
             r#"kvip_announcements_total{node="cp-1",lease="kube-system/plndr-cp-lock"} 5"#,
             r#"kvip_takeover_seconds_count{node="cp-1",lease="kube-system/plndr-cp-lock"} 1"#,
             r#"kube_vip_is_leader{node="cp-1",lease_name="plndr-cp-lock"} 1"#,

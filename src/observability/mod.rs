@@ -9,4 +9,4 @@ mod metrics;
 
 pub use http::{Health, serve};
 pub use logging::init as init_logging;
-pub use metrics::{Credential, Metrics};
+pub use metrics::Metrics;

@@ -222,3 +222,27 @@ async fn version_answers_and_unknown_paths_are_a_404_status() {
     let missing = api_status(pods.get("kube-vip").await);
     assert_eq!((missing.code, missing.reason.as_str()), (404, "NotFound"));
 }
+
+#[tokio::test]
+async fn a_caller_bound_listener_is_used_and_extra_names_reach_the_certificate() {
+    // What `kvip lab` does: bind inside a namespace, then hand the listener over.
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let bound = listener.local_addr().unwrap();
+    let world = World::with(Options {
+        listener: Some(listener),
+        extra_dns_names: vec!["lab-api.kvip.test".to_string()],
+        extra_ips: vec!["10.0.0.1".parse().unwrap()],
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(world.server.addr(), bound);
+    let client = world
+        .client_via(
+            &Identity::kubeadm_super_admin(),
+            &world.server.url(),
+            Some("lab-api.kvip.test"),
+        )
+        .await;
+    let leases: Api<Lease> = Api::namespaced(client, NS);
+    assert!(api_status(leases.get(LOCK).await).is_not_found());
+}

@@ -112,6 +112,17 @@ async fn admin_conf_is_forbidden_until_granted_and_again_after_revoke() {
         .server
         .revoke(Subject::group("kubeadm:cluster-admins"));
     assert!(api_status(admin.get(LOCK).await).is_forbidden());
+    // A create names no object on the URL, so RBAC's message names none either.
+    let create = api_status(
+        admin
+            .create(&PostParams::default(), &lease("other", "node-a"))
+            .await,
+    );
+    assert_eq!(
+        create.message,
+        "leases.coordination.k8s.io is forbidden: User \"kubernetes-admin\" cannot create \
+         resource \"leases\" in API group \"coordination.k8s.io\" in the namespace \"kube-system\""
+    );
     // system:masters needs no grant at any point.
     assert!(world.super_admin().await.get(LOCK).await.is_ok());
 }

@@ -184,31 +184,65 @@ async fn an_outage_cuts_one_identity_off_while_the_other_keeps_working() {
 #[tokio::test]
 async fn a_hanging_outage_leaves_requests_unanswered_until_it_ends() {
     let world = World::start().await;
+    let node_a = Identity::new("node-a", &[]);
     world.server.grant(Subject::user("node-a"));
-    let path = world.dir.path().join("node-a.conf");
-    world
-        .server
-        .write_kubeconfig(&Identity::new("node-a", &[]), &world.server.url(), &path)
-        .unwrap();
-    let mut config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::read_from(&path).unwrap(),
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .unwrap();
-    // The client's own deadline is what must fire, as kvip's request timeout will.
-    config.read_timeout = Some(Duration::from_millis(300));
-    let a: Api<Lease> = Api::namespaced(kube::Client::try_from(config).unwrap(), NS);
+    let a = world.leases_for(&node_a).await;
     assert!(api_status(a.get(LOCK).await).is_not_found());
 
+    // The client's own deadline is what must fire, as kvip's request timeout will; it only
+    // bounds how long the test waits for the held request.
+    let mut config = world.server.kube_config(&node_a).await.unwrap();
+    config.read_timeout = Some(Duration::from_secs(1));
+    let impatient: Api<Lease> = Api::namespaced(kube::Client::try_from(config).unwrap(), NS);
     world
         .server
         .set_outage_mode(Subject::user("node-a"), Some(apiserver::OutageMode::Hang));
-    let held = tokio::time::timeout(GUARD, a.get(LOCK)).await.unwrap();
+    let held = tokio::time::timeout(GUARD, impatient.get(LOCK))
+        .await
+        .unwrap();
     assert!(
         matches!(held, Err(ref e) if !matches!(e, kube::Error::Api(_))),
         "a held request gets no HTTP answer: {held:?}"
     );
     world.server.set_outage_mode(Subject::user("node-a"), None);
     assert!(api_status(a.get(LOCK).await).is_not_found());
+}
+
+#[tokio::test]
+async fn version_answers_and_unknown_paths_are_a_404_status() {
+    let world = World::start().await;
+    let client = world.client_for(&Identity::kubeadm_super_admin()).await;
+    let version = client.apiserver_version().await.unwrap();
+    assert_eq!(
+        (version.major.as_str(), version.minor.as_str()),
+        ("1", "33")
+    );
+
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client, NS);
+    let missing = api_status(pods.get("kube-vip").await);
+    assert_eq!((missing.code, missing.reason.as_str()), (404, "NotFound"));
+}
+
+#[tokio::test]
+async fn a_caller_bound_listener_is_used_and_extra_names_reach_the_certificate() {
+    // What `kvip lab` does: bind inside a namespace, then hand the listener over.
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let bound = listener.local_addr().unwrap();
+    let world = World::with(Options {
+        listener: Some(listener),
+        extra_dns_names: vec!["lab-api.kvip.test".to_string()],
+        extra_ips: vec!["10.0.0.1".parse().unwrap()],
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(world.server.addr(), bound);
+    let client = world
+        .client_via(
+            &Identity::kubeadm_super_admin(),
+            &world.server.url(),
+            Some("lab-api.kvip.test"),
+        )
+        .await;
+    let leases: Api<Lease> = Api::namespaced(client, NS);
+    assert!(api_status(leases.get(LOCK).await).is_not_found());
 }

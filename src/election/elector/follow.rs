@@ -16,6 +16,9 @@ impl Elector {
         if self.events_stream.is_some() || Instant::now() < self.watch_retry_at {
             return;
         }
+        if self.credential.borrow().is_none() {
+            return; // the next attempt chooses a kubeconfig (and reports why none works)
+        }
         let Some(clients) = self.clients().await else {
             self.watch_retry_at = self.next_attempt.max(Instant::now());
             return;

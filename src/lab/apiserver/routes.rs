@@ -220,8 +220,10 @@ async fn lease_request(
             Ok(lease_response(code, &stored))
         }
         "delete" => {
+            // Like the generic registry for Leases: a `Status` Success, not the deleted object.
             let deleted = shared.store.delete(&namespace, &name, user)?;
-            Ok(lease_response(StatusCode::OK, &deleted))
+            let done = status::deleted(&name, deleted.metadata.uid.as_deref());
+            Ok(json(StatusCode::OK, to_json(&done)))
         }
         _ => Err(status::method_not_allowed(method.as_str())),
     }
@@ -242,6 +244,12 @@ fn to_json<T: serde::Serialize>(value: &T) -> Bytes {
 
 fn lease_response(code: StatusCode, lease: &Lease) -> Response<Body> {
     json(code, to_json(lease))
+}
+
+/// 503 for a request caught by an outage or shutdown; never seen by a client in practice,
+/// because the connection is dropped first.
+pub fn unavailable() -> Response<Body> {
+    error(status::unavailable())
 }
 
 fn error(api_error: ApiError) -> Response<Body> {

@@ -133,9 +133,10 @@ async fn connection(tcp: TcpStream, acceptor: TlsAcceptor, shared: Arc<Shared>) 
             let identity = identity.clone();
             async move {
                 if !shared.pass_outage(identity.as_ref()).await {
-                    // The connection task is about to drop the connection; answer nothing
-                    // meaningful in the meantime.
-                    std::future::pending::<()>().await;
+                    // The connection is being dropped (outage or shutdown) and the connection
+                    // task's biased select makes sure this answer never reaches the client;
+                    // returning (rather than pending) lets HTTP/2 stream tasks finish.
+                    return Ok(super::routes::unavailable());
                 }
                 shared.count(identity.as_ref());
                 Ok::<_, Infallible>(super::routes::handle(shared, identity, request).await)
@@ -146,9 +147,11 @@ async fn connection(tcp: TcpStream, acceptor: TlsAcceptor, shared: Arc<Shared>) 
     let serving = builder.serve_connection(TokioIo::new(tls), service);
     let dropped = outages.wait_for(|o| o.mode_for(identity.as_ref()) == Some(OutageMode::Drop));
     tokio::select! {
-        _ = serving => {}
+        // Dropping must win over a response that became ready at the same moment.
+        biased;
         _ = dropped => {}
         _ = shutdown.wait_for(|down| *down) => {}
+        _ = serving => {}
     }
 }
 

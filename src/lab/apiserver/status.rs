@@ -204,3 +204,28 @@ pub fn method_not_allowed(method: &str) -> ApiError {
         Some(StatusDetails::default()),
     )
 }
+
+/// 503 while the endpoint drops a connection (outage or shutdown).
+pub fn unavailable() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ServiceUnavailable",
+        "the lease endpoint is in an outage or shutting down".to_string(),
+        None,
+    )
+}
+
+/// The `Status` Success a DELETE of a Lease answers with.
+pub fn deleted(name: &str, uid: Option<&str>) -> Status {
+    Status {
+        status: Some("Success".to_string()),
+        details: Some(StatusDetails {
+            name: Some(name.to_string()),
+            group: Some(GROUP.to_string()),
+            kind: Some(RESOURCE.to_string()),
+            uid: uid.map(str::to_string),
+            ..StatusDetails::default()
+        }),
+        ..Status::default()
+    }
+}

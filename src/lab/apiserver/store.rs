@@ -359,3 +359,34 @@ fn key_of(lease: &Lease) -> (String, String) {
         lease.metadata.name.clone().unwrap_or_default(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn named(name: &str) -> Lease {
+        Lease {
+            metadata: ObjectMeta {
+                namespace: Some("kube-system".to_string()),
+                name: Some(name.to_string()),
+                ..ObjectMeta::default()
+            },
+            spec: None,
+        }
+    }
+
+    #[test]
+    fn history_beyond_the_limit_is_gone_for_watches() {
+        let store = Store::new(2);
+        for name in ["a", "b", "c"] {
+            store.create(named(name), "test").unwrap();
+        }
+        // Revisions 1..=3 written, only 2 and 3 retained: resuming after 1 still works,
+        // resuming after 0 would need event 1.
+        let feed = store.watch(None, None, WatchStart::After(1)).unwrap();
+        assert_eq!(feed.backlog.len(), 2);
+        let gone = store.watch(None, None, WatchStart::After(0)).err().unwrap();
+        assert_eq!(gone.code, 410);
+    }
+}

@@ -36,14 +36,16 @@
 //! and the step-down timer runs concurrently with the request anyway. Clock *rate* differences
 //! between nodes eat into `D - R`; client-go's package docs discuss this trade-off.
 
+mod config;
 mod decide;
 mod elector;
 mod events;
 mod io;
 mod record;
 
+pub use config::{ElectorConfig, ElectorConfigError};
 pub use decide::{Action, Observation, decide, observe};
-pub use elector::{ElectorConfig, ElectorConfigError, spawn};
+pub use elector::spawn;
 pub use events::{ElectionEvent, ElectorHandle, ElectorStatus, ReleaseError, StepDownReason};
 pub use record::{LeaderRecord, lease_with_record, now_micro};
 

@@ -30,12 +30,14 @@ pub fn fast() -> Timings {
     .unwrap()
 }
 
-/// Timings with a long lease, for tests that assert something happens *before* expiry.
+/// Timings with a long lease and a resync period (4 × retry = 32 s) longer than the lease, for
+/// tests that assert something happens *before* expiry: only the watch can make a follower act
+/// that early.
 pub fn long_lease() -> Timings {
     Timings::new(
+        Duration::from_secs(30),
         Duration::from_secs(20),
-        Duration::from_secs(4),
-        Duration::from_millis(500),
+        Duration::from_secs(8),
     )
     .unwrap()
 }
@@ -95,9 +97,12 @@ impl World {
 
     /// An endpoint where admin.conf is still forbidden (the first node during `kubeadm init`).
     pub async fn start_unbound() -> World {
-        let server = apiserver::start(apiserver::Options::default())
-            .await
-            .unwrap();
+        Self::start_with(apiserver::Options::default()).await
+    }
+
+    /// An endpoint with custom options (admin.conf still forbidden).
+    pub async fn start_with(options: apiserver::Options) -> World {
+        let server = apiserver::start(options).await.unwrap();
         World {
             server,
             dir: tempfile::tempdir().unwrap(),

@@ -2,81 +2,19 @@
 //! (through [`super::decide`]) and [`ElectionEvent`]s. It owns the observation, the ladder and
 //! the leadership state; nothing else touches them.
 
-use std::collections::BTreeMap;
+mod follow;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Duration, Instant, sleep_until};
 
+use super::ElectorConfig;
 use super::decide::{Action, Observation, decide, observe};
 use super::events::{Command, ElectionEvent, ElectorHandle, ElectorStatus, StepDownReason};
 use super::io::{self, Failure, LeaseApi, LeaseEvents, WatchStep};
 use super::record::{LeaderRecord, lease_with_record, now_micro};
-use super::{DEFAULT_LEASE_NAME, DEFAULT_LEASE_NAMESPACE, Timings};
-use crate::credentials::{ClientTimeouts, Clients, Ladder, LeaseLocation};
-
-/// What the elector needs besides credentials.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ElectorConfig {
-    /// This node's identity in `holderIdentity` (kube-vip: the node name).
-    pub identity: String,
-    /// The Lease's namespace.
-    pub namespace: String,
-    /// The Lease's name.
-    pub name: String,
-    /// Annotations to put on the Lease (kube-vip's `vip_leaseannotations`).
-    pub annotations: BTreeMap<String, String>,
-    /// Validated timings.
-    pub timings: Timings,
-}
-
-/// Why an elector configuration was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ElectorConfigError {
-    /// An empty identity would look like a released Lease to every other node.
-    #[error(
-        "the election identity is empty: set the node name (kube-vip's vip_nodename / NODE_NAME)"
-    )]
-    EmptyIdentity,
-}
-
-impl ElectorConfig {
-    /// The default Lease (`kube-system/plndr-cp-lock`) for `identity`.
-    pub fn new(identity: &str, timings: Timings) -> Result<Self, ElectorConfigError> {
-        if identity.trim().is_empty() {
-            return Err(ElectorConfigError::EmptyIdentity);
-        }
-        Ok(Self {
-            identity: identity.to_owned(),
-            namespace: DEFAULT_LEASE_NAMESPACE.to_owned(),
-            name: DEFAULT_LEASE_NAME.to_owned(),
-            annotations: BTreeMap::new(),
-            timings,
-        })
-    }
-
-    /// The client timeouts these timings call for, to build the [`Ladder`] with.
-    pub fn client_timeouts(&self) -> ClientTimeouts {
-        ClientTimeouts {
-            request: self.timings.request_timeout(),
-            watch: Duration::from_secs(self.watch_timeout_secs().into()),
-        }
-    }
-
-    /// Where the Lease lives, to build the [`Ladder`] with.
-    pub fn lease_location(&self) -> LeaseLocation {
-        LeaseLocation {
-            namespace: self.namespace.clone(),
-            name: self.name.clone(),
-        }
-    }
-
-    fn watch_timeout_secs(&self) -> u32 {
-        let secs = self.timings.resync_period().as_secs_f64().ceil();
-        (secs as u32).max(1)
-    }
-}
+use crate::credentials::{Clients, Ladder};
 
 /// Starts the elector task. Events arrive on the returned receiver in order; the channel is
 /// unbounded so the elector never blocks on a slow daemon (it must keep its step-down timer).
@@ -421,66 +359,6 @@ impl Elector {
         self.next_attempt = Instant::now() + self.config.timings.retry_period();
         let at = Instant::now();
         let _ = self.events.send(ElectionEvent::SteppedDown { at, reason });
-    }
-
-    /// Keeps a follower's watch open; on failure, retries after a back-off and meanwhile the
-    /// resync read covers.
-    async fn ensure_watch(&mut self) {
-        if self.events_stream.is_some() || Instant::now() < self.watch_retry_at {
-            return;
-        }
-        let Some(clients) = self.clients().await else {
-            self.watch_retry_at = self.next_attempt.max(Instant::now());
-            return;
-        };
-        let rv = self
-            .observed
-            .as_ref()
-            .and_then(|o| o.lease.metadata.resource_version.clone())
-            .unwrap_or_else(|| "0".to_owned());
-        let api: Api<Lease> = Api::namespaced(clients.watch.clone(), &self.config.namespace);
-        let opened = io::open_watch(
-            &api,
-            &self.config.name,
-            &rv,
-            self.config.watch_timeout_secs(),
-            self.config.timings.request_timeout(),
-        )
-        .await;
-        match opened {
-            Ok(stream) => self.events_stream = Some(stream),
-            Err(failure) => {
-                tracing::debug!(%failure, "could not open the Lease watch");
-                self.watch_retry_at = Instant::now() + self.config.timings.retry_period();
-            }
-        }
-    }
-
-    async fn on_watch(&mut self, step: WatchStep) {
-        match step {
-            WatchStep::Nothing => {}
-            WatchStep::Ended(why) => {
-                tracing::debug!(%why, "Lease watch ended; re-reading");
-                self.events_stream = None;
-                self.next_attempt = Instant::now(); // re-read (also covers 410 Gone), then re-watch
-            }
-            WatchStep::Deleted => {
-                self.observed = None;
-                self.next_attempt = Instant::now();
-            }
-            WatchStep::Changed(lease) => {
-                let now = Instant::now();
-                self.observed = Some(observe(self.observed.take(), *lease, now));
-                self.report_holder();
-                match decide(&self.config.identity, self.observed.as_ref(), now) {
-                    Action::WaitUntil(until) => {
-                        let resync = now + self.config.timings.resync_period();
-                        self.next_attempt = until.min(resync);
-                    }
-                    _ => self.next_attempt = now, // released (or ours): act at once
-                }
-            }
-        }
     }
 
     async fn clients(&mut self) -> Option<Clients> {

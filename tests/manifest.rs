@@ -351,7 +351,7 @@ fn invalid_options_produce_no_manifest() {
         "--address",
         "10.0.0.5",
         "--leaseDuration",
-        "2",
+        "10",
     ])
     .unwrap();
     let cli::Command::Manifest(ManifestCommand::Pod(args)) = cli.command else {

@@ -17,26 +17,15 @@ use serde::Serialize;
 
 pub use crate::address::Vip;
 use crate::cli::{ObserveArgs, VipArgs};
+use crate::election::{Timings, TimingsError};
 pub use values::Opt;
 
-/// kube-vip's default Lease name, shared so kvip and kube-vip compete for one lock.
-pub const DEFAULT_LEASE_NAME: &str = "plndr-cp-lock";
-/// kube-vip's default Lease namespace.
-pub const DEFAULT_NAMESPACE: &str = "kube-system";
-/// kubeadm's least-privileged kubeconfig on a control-plane node.
-pub const DEFAULT_KUBECONFIG: &str = "/etc/kubernetes/admin.conf";
-/// kubeadm's break-glass kubeconfig (group `system:masters`), only on the node that ran `kubeadm init`.
-pub const DEFAULT_SUPER_ADMIN_KUBECONFIG: &str = "/etc/kubernetes/super-admin.conf";
-/// Default lease duration (kube-vip's).
-pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(15);
-/// Default renew deadline (kube-vip's).
-pub const DEFAULT_RENEW_DEADLINE: Duration = Duration::from_secs(10);
-/// Default retry period (kube-vip's).
-pub const DEFAULT_RETRY_PERIOD: Duration = Duration::from_secs(2);
+pub use crate::credentials::{DEFAULT_ADMIN_KUBECONFIG, DEFAULT_SUPER_ADMIN_KUBECONFIG};
+pub use crate::election::{DEFAULT_LEASE_NAME, DEFAULT_LEASE_NAMESPACE};
+
 /// Default API server port.
 pub const DEFAULT_PORT: u16 = 6443;
-/// Default interval of refresh announcements while leading (kube-vip's `vip_arpRate`).
-pub const DEFAULT_ARP_RATE: Duration = Duration::from_millis(3000);
+pub use crate::announce::DEFAULT_ARP_RATE;
 /// Default metrics address (kube-vip's `prometheus_server`).
 pub const DEFAULT_PROMETHEUS_SERVER: &str = ":2112";
 /// Default health address: loopback only, for kubelet's liveness probe on the host network.
@@ -45,8 +34,6 @@ pub const DEFAULT_HEALTH_ADDRESS: &str = "127.0.0.1:2113";
 /// lifetime of at least one whole second after taking off the kernel's one-second slack and a
 /// margin, before the Lease can expire for the other nodes.
 pub const MIN_LEASE_DURATION: Duration = Duration::from_secs(3);
-/// client-go's `JitterFactor`: the renew deadline must exceed this many retry periods.
-pub const JITTER_FACTOR: f64 = 1.2;
 
 /// A configuration error: one message that names the option, the value and the fix.
 #[derive(Debug, thiserror::Error)]
@@ -192,7 +179,7 @@ impl Config {
             kubeconfig: vip
                 .kubeconfig
                 .clone()
-                .unwrap_or_else(|| DEFAULT_KUBECONFIG.into()),
+                .unwrap_or_else(|| DEFAULT_ADMIN_KUBECONFIG.into()),
             super_admin_kubeconfig: vip
                 .super_admin_kubeconfig
                 .clone()
@@ -430,7 +417,7 @@ fn lease_settings(vip: &VipArgs) -> Result<LeaseSettings, ConfigError> {
     let mut namespace = vip
         .namespace
         .clone()
-        .unwrap_or_else(|| DEFAULT_NAMESPACE.into());
+        .unwrap_or_else(|| DEFAULT_LEASE_NAMESPACE.into());
     let mut name = vip
         .lease_name
         .clone()
@@ -440,23 +427,24 @@ fn lease_settings(vip: &VipArgs) -> Result<LeaseSettings, ConfigError> {
     }
     let name = values::dns1123(LEASE_NAME, &name, 253)?;
     let namespace = values::dns1123(NAMESPACE, &namespace, 63)?;
+    let defaults = Timings::default();
     let duration = opt_or(
         vip.lease_duration.as_deref(),
         LEASE_DURATION,
         values::duration,
-        DEFAULT_LEASE_DURATION,
+        defaults.lease_duration(),
     )?;
     let renew_deadline = opt_or(
         vip.renew_deadline.as_deref(),
         RENEW_DEADLINE,
         values::duration,
-        DEFAULT_RENEW_DEADLINE,
+        defaults.renew_deadline(),
     )?;
     let retry_period = opt_or(
         vip.retry_period.as_deref(),
         RETRY_PERIOD,
         values::duration,
-        DEFAULT_RETRY_PERIOD,
+        defaults.retry_period(),
     )?;
     if duration.subsec_nanos() != 0 {
         return Err(LEASE_DURATION.invalid(
@@ -472,22 +460,25 @@ fn lease_settings(vip: &VipArgs) -> Result<LeaseSettings, ConfigError> {
              with one second of slack, before the Lease can expire for the other nodes",
         ));
     }
-    if duration <= renew_deadline {
+    // The rule itself lives with the elector; here it is only worded for the operator.
+    if let Err(err) = Timings::new(duration, renew_deadline, retry_period) {
+        let why = match err {
+            TimingsError::LeaseNotAboveRenew { .. } => format!(
+                "{LEASE_DURATION} ({}) must be greater than {RENEW_DEADLINE} ({}): a leader that \
+                 cannot renew must step down before its Lease can expire for the other nodes",
+                fmt(duration),
+                fmt(renew_deadline)
+            ),
+            TimingsError::RenewNotAboveRetry { .. } => format!(
+                "{RENEW_DEADLINE} ({}) must be greater than 1.2 x {RETRY_PERIOD} ({}): the leader \
+                 needs at least one jittered retry before its deadline",
+                fmt(renew_deadline),
+                fmt(retry_period)
+            ),
+            other => other.to_string(),
+        };
         return Err(ConfigError::Other(format!(
-            "{LEASE_DURATION} ({}) must be greater than {RENEW_DEADLINE} ({}): a leader that \
-             cannot renew must step down before its Lease can expire for the other nodes \
-             (client-go's rule; kube-vip's defaults are 15/10/2)",
-            fmt(duration),
-            fmt(renew_deadline)
-        )));
-    }
-    if renew_deadline.as_secs_f64() <= JITTER_FACTOR * retry_period.as_secs_f64() {
-        return Err(ConfigError::Other(format!(
-            "{RENEW_DEADLINE} ({}) must be greater than {JITTER_FACTOR} x {RETRY_PERIOD} ({}): the \
-             leader needs at least one jittered retry before its deadline (client-go's rule; \
-             kube-vip's defaults are 15/10/2)",
-            fmt(renew_deadline),
-            fmt(retry_period)
+            "{why} (client-go's rule; kube-vip's defaults are 15/10/2)"
         )));
     }
     let annotations = match vip.lease_annotations.as_deref().map(str::trim) {

@@ -216,7 +216,11 @@ fn timings_follow_client_go_rules() {
     let e = error(&timings("3500ms", "2", "1"));
     assert!(e.contains("whole seconds"), "{e}");
     let e = error(&timings("2", "1", "500ms"));
-    assert!(e.starts_with("--leaseDuration/vip_leaseduration: `2s`") && e.contains("at least 3 seconds"), "{e}");
+    assert!(
+        e.starts_with("--leaseDuration/vip_leaseduration: `2s`")
+            && e.contains("at least 3 seconds"),
+        "{e}"
+    );
     let e = error(&timings("15", "ten", "2"));
     assert!(
         e.starts_with("--leaseRenewDuration/vip_renewdeadline: `ten`"),

@@ -21,7 +21,6 @@ pub const KERNEL_SLACK: Duration = Duration::from_secs(1);
 /// Extra room for clock-rate differences between nodes and scheduling delays.
 pub const MARGIN: Duration = Duration::from_millis(250);
 
-
 /// When the VIP must be gone at the latest, for a renew sent at `renew_sent`.
 pub fn deadline(renew_sent: Instant, lease_duration: Duration) -> Instant {
     renew_sent + lease_duration.saturating_sub(KERNEL_SLACK + MARGIN)
@@ -49,7 +48,10 @@ mod tests {
             let now = sent + Duration::from_millis(late_ms);
             if let Some(life) = lifetime(sent, D, now) {
                 let latest_removal = now + life + KERNEL_SLACK;
-                assert!(latest_removal < sent + D, "response {late_ms} ms late: fence outlives the Lease");
+                assert!(
+                    latest_removal < sent + D,
+                    "response {late_ms} ms late: fence outlives the Lease"
+                );
             }
         }
     }
@@ -57,9 +59,18 @@ mod tests {
     #[test]
     fn a_fresh_renew_gets_most_of_the_lease_and_a_stale_one_none() {
         let sent = Instant::now();
-        assert_eq!(lifetime(sent, D, sent + Duration::from_millis(2)), Some(Duration::from_secs(13)));
-        assert_eq!(lifetime(sent, D, sent + Duration::from_millis(12_900)), Some(Duration::from_secs(1)));
-        assert_eq!(lifetime(sent, D, sent + Duration::from_millis(13_000)), None);
+        assert_eq!(
+            lifetime(sent, D, sent + Duration::from_millis(2)),
+            Some(Duration::from_secs(13))
+        );
+        assert_eq!(
+            lifetime(sent, D, sent + Duration::from_millis(12_700)),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(
+            lifetime(sent, D, sent + Duration::from_millis(12_800)),
+            None
+        );
         let shortest = crate::config::MIN_LEASE_DURATION;
         assert_eq!(lifetime(sent, shortest, sent), Some(Duration::from_secs(1)));
         assert_eq!(lifetime(sent, Duration::from_secs(2), sent), None);

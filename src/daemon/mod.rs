@@ -49,23 +49,42 @@ pub async fn run(
         config.lease.retry_period,
     )?;
     let vips: Vec<Vip> = config.vips.clone();
-    let options = AddressOptions { skip_dad: config.skip_dad };
-    let addresses = Addresses::open(config.interface.as_deref(), config.allow_interface_not_up, options)
-        .await
-        .context("cannot use the VIP's interface")?;
+    let options = AddressOptions {
+        skip_dad: config.skip_dad,
+    };
+    let addresses = Addresses::open(
+        config.interface.as_deref(),
+        config.allow_interface_not_up,
+        options,
+    )
+    .await
+    .context("cannot use the VIP's interface")?;
     let interface = addresses.interface().clone();
     for vip in &vips {
-        frames::frames_for(&interface.name, interface.mac, interface.link_local, vip.addr)
-            .with_context(|| format!("cannot announce {vip} on {}", interface.name))?;
+        frames::frames_for(
+            &interface.name,
+            interface.mac,
+            interface.link_local,
+            vip.addr,
+        )
+        .with_context(|| format!("cannot announce {vip} on {}", interface.name))?;
     }
     let announcer = Announcer::open(&interface, Schedule::with_arp_rate(config.arp_rate))
         .context("cannot open the raw socket for gratuitous ARP / NA")?;
-    let interface_events = addresses.watch().await.context("cannot watch the interface")?;
+    let interface_events = addresses
+        .watch()
+        .await
+        .context("cannot watch the interface")?;
 
-    let metrics = Metrics::new(&config.node_name, &config.lease.namespace, &config.lease.name);
+    let metrics = Metrics::new(
+        &config.node_name,
+        &config.lease.namespace,
+        &config.lease.name,
+    );
     metrics.count_announcements(announcer.frames_sent());
     let health = Arc::new(Health::default());
-    let (bound, http) = observability::serve(&config.http_listeners, health.clone(), metrics.clone()).await?;
+    let (bound, http) =
+        observability::serve(&config.http_listeners, health.clone(), metrics.clone()).await?;
     tokio::spawn(http);
 
     let mut elector_config = ElectorConfig::new(&config.node_name, timings)?;
@@ -104,7 +123,9 @@ pub async fn run(
         cleaned_up_earlier_run: false,
         seen_renew_failures: 0,
     };
-    supervisor.run(elector, events, interface_events, shutdown).await
+    supervisor
+        .run(elector, events, interface_events, shutdown)
+        .await
 }
 
 /// Resolves on SIGTERM (kubelet stopping the pod) or SIGINT (Ctrl-C).

@@ -105,8 +105,14 @@ impl Supervisor {
             ElectionEvent::Renewed { at } => self.renewed(at).await,
             ElectionEvent::SteppedDown { reason, .. } => self.step_down(&reason).await,
             ElectionEvent::LeaderObserved { holder } => {
-                tracing::info!(holder = holder.as_deref().unwrap_or("<none>"), "leader observed");
-                if !self.cleaned_up_earlier_run && self.leading.is_none() && holder.as_deref() != Some(&self.node) {
+                tracing::info!(
+                    holder = holder.as_deref().unwrap_or("<none>"),
+                    "leader observed"
+                );
+                if !self.cleaned_up_earlier_run
+                    && self.leading.is_none()
+                    && holder.as_deref() != Some(&self.node)
+                {
                     self.cleaned_up_earlier_run = true;
                     self.remove_earlier_runs_vip().await;
                 }
@@ -116,16 +122,20 @@ impl Supervisor {
 
     async fn take_over(&mut self, sent: Instant, resumed: bool) {
         self.cleaned_up_earlier_run = true;
-        self.leading = Some(Leadership { renew_sent: sent, vip_up: false });
+        self.leading = Some(Leadership {
+            renew_sent: sent,
+            vip_up: false,
+        });
         self.metrics.is_leader.set(1);
-        if !resumed {
-            self.metrics.transitions.inc();
-        }
+        // `resumed` also covers retaking our own record after a step-down: count every Elected.
+        self.metrics.transitions.inc();
         self.bring_up(resumed).await;
     }
 
     async fn renewed(&mut self, sent: Instant) {
-        let Some(leadership) = self.leading.as_mut() else { return };
+        let Some(leadership) = self.leading.as_mut() else {
+            return;
+        };
         leadership.renew_sent = sent;
         if !leadership.vip_up {
             self.bring_up(true).await;
@@ -144,7 +154,9 @@ impl Supervisor {
     /// The failover hot path: lease acquired → VIP on the interface → first announcement.
     async fn bring_up(&mut self, resumed: bool) {
         let acquired = Instant::now();
-        let Some(sent) = self.leading.map(|l| l.renew_sent) else { return };
+        let Some(sent) = self.leading.map(|l| l.renew_sent) else {
+            return;
+        };
         let Some(lifetime) = fence::lifetime(sent, self.lease_duration, acquired) else {
             tracing::warn!(
                 waited_ms = acquired.duration_since(sent).as_millis(),
@@ -178,7 +190,10 @@ impl Supervisor {
                     tracing::info!(
                         resumed,
                         lease_request_ms = request_ms,
-                        lease_acquired_to_vip_up_us = vip_up.into_std().saturating_duration_since(acquired).as_micros(),
+                        lease_acquired_to_vip_up_us = vip_up
+                            .into_std()
+                            .saturating_duration_since(acquired)
+                            .as_micros(),
                         lease_acquired_to_first_garp_us = took.as_micros(),
                         "leading: VIP up and announced"
                     );
@@ -197,12 +212,20 @@ impl Supervisor {
             if matches!(reason, StepDownReason::RenewDeadlinePassed) {
                 self.metrics.step_downs.inc();
             }
-            tracing::warn!(?reason, "stepped down: stopped announcing and removed the VIP");
+            tracing::warn!(
+                ?reason,
+                "stepped down: stopped announcing and removed the VIP"
+            );
         }
     }
 
     async fn on_interface(&mut self, event: InterfaceEvent) {
-        let Some(Leadership { renew_sent: sent, .. }) = self.leading else { return };
+        let Some(Leadership {
+            renew_sent: sent, ..
+        }) = self.leading
+        else {
+            return;
+        };
         let repair = match event {
             InterfaceEvent::AddressRemoved { addr, .. } => self.vips.iter().any(|v| v.addr == addr),
             InterfaceEvent::LinkChanged { up } => {
@@ -221,7 +244,9 @@ impl Supervisor {
             if let Some(leadership) = self.leading.as_mut() {
                 leadership.vip_up = false;
             }
-            tracing::warn!("the VIP left the interface after its fence ran out (no successful renew); not re-adding");
+            tracing::warn!(
+                "the VIP left the interface after its fence ran out (no successful renew); not re-adding"
+            );
             return;
         };
         if self.add_vips(lifetime).await {
@@ -234,14 +259,19 @@ impl Supervisor {
     }
 
     fn on_status(&mut self, status: &ElectorStatus) {
-        let new_failures = status.renew_failures.saturating_sub(self.seen_renew_failures);
+        let new_failures = status
+            .renew_failures
+            .saturating_sub(self.seen_renew_failures);
         self.metrics.renew_failures.inc_by(new_failures);
         self.seen_renew_failures = status.renew_failures;
         self.metrics.set_credential(status.credential);
         self.health.set_ready(if status.api_reachable {
             Ok(())
         } else {
-            Err(status.last_error.clone().unwrap_or_else(|| "the API server is not reachable".into()))
+            Err(status
+                .last_error
+                .clone()
+                .unwrap_or_else(|| "the API server is not reachable".into()))
         });
     }
 
@@ -273,11 +303,17 @@ impl Supervisor {
         for vip in &self.vips {
             match self.addresses.is_present(*vip).await {
                 Ok(true) => match self.addresses.remove(*vip).await {
-                    Ok(()) => tracing::info!(%vip, "removed a VIP left on the interface by an earlier run"),
-                    Err(err) => tracing::error!(error = %err, "cannot remove a VIP left by an earlier run"),
+                    Ok(()) => {
+                        tracing::info!(%vip, "removed a VIP left on the interface by an earlier run")
+                    }
+                    Err(err) => {
+                        tracing::error!(error = %err, "cannot remove a VIP left by an earlier run")
+                    }
                 },
                 Ok(false) => {}
-                Err(err) => tracing::warn!(error = %err, "cannot check for a VIP left by an earlier run"),
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot check for a VIP left by an earlier run")
+                }
             }
         }
     }
@@ -294,7 +330,9 @@ impl Supervisor {
             Ok(Ok(true)) => tracing::info!("released the Lease"),
             Ok(Ok(false)) => tracing::info!("stopped (this node did not hold the Lease)"),
             Ok(Err(err)) => tracing::warn!(error = %err, "stopped without releasing the Lease"),
-            Err(_) => tracing::warn!("stopped: releasing the Lease timed out (others take over after its duration)"),
+            Err(_) => tracing::warn!(
+                "stopped: releasing the Lease timed out (others take over after its duration)"
+            ),
         }
     }
 }

@@ -4,8 +4,8 @@
 //! kube-vip's names as well (and `kube_vip_build_info` is actually 1, unlike kube-vip's), so
 //! dashboards keep working after the image swap.
 
-use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use prometheus_client::collector::Collector;
@@ -176,7 +176,10 @@ struct AnnouncementCounter(Arc<OnceLock<Arc<AtomicU64>>>);
 
 impl Collector for AnnouncementCounter {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let sent = self.0.get().map_or(0, |frames| frames.load(Ordering::Relaxed));
+        let sent = self
+            .0
+            .get()
+            .map_or(0, |frames| frames.load(Ordering::Relaxed));
         let counter = ConstCounter::new(sent);
         let metric = encoder.encode_descriptor(
             "kvip_announcements",

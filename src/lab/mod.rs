@@ -2,4 +2,5 @@
 //! kube-apiserver where kvip depends on it, and throw-away network namespaces.
 
 pub mod apiserver;
+pub mod cluster;
 pub mod netns;

@@ -1,0 +1,184 @@
+//! End to end on a real kernel: three `kvip run` processes in three namespaces on one bridge,
+//! the Lease endpoint in a fourth, and an observer that records every ARP frame claiming the VIP.
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use kvip::lab::cluster::{Cluster, ClusterOptions};
+use pnet::packet::Packet;
+use pnet::packet::arp::ArpPacket;
+use pnet::packet::ethernet::{EtherTypes, EthernetPacket};
+use pnet::util::MacAddr;
+
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Every ARP frame on the client's segment that claims the VIP: when it arrived, who sent it.
+struct Observer {
+    seen: Arc<Mutex<Vec<(Instant, MacAddr)>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Observer {
+    fn start(cluster: &Cluster) -> Observer {
+        let mut capture = cluster
+            .client
+            .capture("eth0")
+            .expect("capture on the client");
+        let vip = cluster.vip;
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (seen2, stop2) = (seen.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !stop2.load(Ordering::Relaxed) {
+                if let Ok(frame) =
+                    capture.next_matching(Duration::from_millis(200), |f| claim(f, vip).is_some())
+                    && let Some(mac) = claim(&frame, vip)
+                {
+                    seen2.lock().unwrap().push((Instant::now(), mac));
+                }
+            }
+        });
+        Observer {
+            seen,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn frames(&self) -> Vec<(Instant, MacAddr)> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Waits for a claim from `mac`; returns when it was seen.
+    fn wait_for(&self, mac: MacAddr, after: Instant) -> Instant {
+        let deadline = Instant::now() + PATIENCE;
+        while Instant::now() < deadline {
+            if let Some((at, _)) = self
+                .frames()
+                .into_iter()
+                .find(|(at, m)| *m == mac && *at >= after)
+            {
+                return at;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("no gratuitous ARP from {mac} within {PATIENCE:?}");
+    }
+}
+
+impl Drop for Observer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The sender MAC of an ARP frame whose sender IP is `vip` (request or reply).
+fn claim(frame: &[u8], vip: Ipv4Addr) -> Option<MacAddr> {
+    let ethernet = EthernetPacket::new(frame)?;
+    if ethernet.get_ethertype() != EtherTypes::Arp {
+        return None;
+    }
+    let arp = ArpPacket::new(ethernet.payload())?;
+    (arp.get_sender_proto_addr() == vip).then(|| arp.get_sender_hw_addr())
+}
+
+fn cluster() -> Cluster {
+    let mut cluster =
+        Cluster::build(ClusterOptions::new(env!("CARGO_BIN_EXE_kvip"))).expect("topology");
+    cluster.start_all().expect("kvip processes start");
+    cluster
+}
+
+fn only_holder_has_the_vip(cluster: &Cluster, holder: usize) {
+    for i in 0..cluster.nodes.len() {
+        // A follower never had it; the holder added it before announcing.
+        let want = i == holder;
+        let deadline = Instant::now() + PATIENCE;
+        while cluster.has_vip(i).unwrap() != want {
+            assert!(
+                Instant::now() < deadline,
+                "{} has_vip != {want}",
+                cluster.nodes[i].name
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+#[test]
+fn one_mac_answers_for_the_vip_and_a_sigterm_hands_it_over() {
+    let mut cluster = cluster();
+    let observer = Observer::start(&cluster);
+    let first = cluster.wait_for_holder(None, PATIENCE).unwrap();
+    only_holder_has_the_vip(&cluster, first);
+    let first_mac = cluster.nodes[first].mac;
+    observer.wait_for(first_mac, Instant::now());
+    std::thread::sleep(Duration::from_secs(1));
+    let claims = observer.frames();
+    assert!(
+        claims.iter().all(|(_, mac)| *mac == first_mac),
+        "only the holder {first_mac} may claim the VIP: {claims:?}"
+    );
+
+    let stopped = Instant::now();
+    cluster.signal(first, libc::SIGTERM).unwrap();
+    let status = cluster.wait_exit(first, PATIENCE).unwrap();
+    assert!(status.success(), "a SIGTERM'd kvip exits 0: {status:?}");
+    assert!(
+        !cluster.has_vip(first).unwrap(),
+        "the VIP leaves the stopped node before it exits"
+    );
+    let old = cluster.nodes[first].name.clone();
+    let second = cluster.wait_for_holder(Some(&old), PATIENCE).unwrap();
+    let second_mac = cluster.nodes[second].mac;
+    let taken = observer.wait_for(second_mac, stopped);
+    only_holder_has_the_vip(&cluster, second);
+    let late_old_claims: Vec<_> = observer
+        .frames()
+        .into_iter()
+        .filter(|(at, mac)| *mac == first_mac && *at > taken)
+        .collect();
+    assert!(
+        late_old_claims.is_empty(),
+        "the old holder claimed the VIP after the new one: {late_old_claims:?}"
+    );
+}
+
+#[test]
+fn a_sigkilled_holder_loses_the_vip_by_the_fence_before_another_takes_over() {
+    let mut cluster = cluster();
+    let observer = Observer::start(&cluster);
+    let first = cluster.wait_for_holder(None, PATIENCE).unwrap();
+    only_holder_has_the_vip(&cluster, first);
+    observer.wait_for(cluster.nodes[first].mac, Instant::now());
+
+    let killed = Instant::now();
+    cluster.signal(first, libc::SIGKILL).unwrap();
+    cluster.wait_exit(first, PATIENCE).unwrap();
+    // Nobody is left to remove it: only the kernel's lifetime fence can.
+    let deadline = Instant::now() + PATIENCE;
+    while cluster.has_vip(first).unwrap() {
+        assert!(
+            Instant::now() < deadline,
+            "the kernel never expired the dead holder's VIP"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let fenced = Instant::now();
+
+    let old = cluster.nodes[first].name.clone();
+    let second = cluster.wait_for_holder(Some(&old), PATIENCE).unwrap();
+    let taken = observer.wait_for(cluster.nodes[second].mac, killed);
+    assert!(
+        fenced <= taken,
+        "the new holder announced before the dead holder's VIP was gone"
+    );
+    only_holder_has_the_vip(&cluster, second);
+}

@@ -262,10 +262,10 @@ impl Worker {
                     }
                 },
                 () = sleep_until(due), if due.is_some() => {
-                    if let Some(state) = active.as_mut() {
-                        if let Err(err) = self.round(state) {
-                            tracing::warn!(interface = %self.interface, error = %err, "announcement failed");
-                        }
+                    if let Some(state) = active.as_mut()
+                        && let Err(err) = self.round(state)
+                    {
+                        tracing::warn!(interface = %self.interface, error = %err, "announcement failed");
                     }
                 }
             }

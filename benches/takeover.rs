@@ -76,7 +76,11 @@ async fn measure() -> anyhow::Result<Vec<(&'static str, Vec<Duration>)>> {
         }
     }
     addresses.remove(vip).await?;
-    Ok(vec![("takeover (add + first GARP)", takeover), ("one refresh GARP", garp), ("lifetime refresh", refresh)])
+    Ok(vec![
+        ("takeover (add + first GARP)", takeover),
+        ("one refresh GARP", garp),
+        ("lifetime refresh", refresh),
+    ])
 }
 
 fn report(name: &str, mut samples: Vec<Duration>) {

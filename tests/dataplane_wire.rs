@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use common::{HOLDER_IF, Lab, PATIENCE, PEER_IF, is_arp_for, is_neighbour_advert};
 use kvip::address::{Vip, resolve_interface};
-use kvip::announce::{Announcer, Schedule};
+use kvip::announce::frames::arp_request;
+use kvip::announce::{Announcer, RawLink, Schedule};
 
 const VIP: [u8; 4] = [192, 0, 2, 100];
 
@@ -271,5 +272,48 @@ fn ipv6_vip_on_interface_without_link_local_is_refused_before_sending() {
     assert!(
         message.contains("`kv0` has no IPv6 link-local address"),
         "{message}"
+    );
+}
+
+#[test]
+fn long_lived_socket_is_not_promiscuous_and_queues_nothing() {
+    let lab = Lab::new();
+    let (flags, packet_sockets) = lab
+        .holder
+        .block_on(|| async {
+            let interface = resolve_interface(Some(HOLDER_IF), false).await.unwrap();
+            let _link = RawLink::open(&interface).unwrap();
+            // The peer floods the holder's interface while kvip's socket is open.
+            lab.peer
+                .block_on(|| async {
+                    let peer = resolve_interface(Some(PEER_IF), false).await.unwrap();
+                    let mut link = RawLink::open(&peer).unwrap();
+                    let frame = arp_request(peer.mac.unwrap(), [192, 0, 2, 2].into());
+                    for _ in 0..100 {
+                        link.send(&frame).unwrap();
+                    }
+                })
+                .unwrap();
+            let flags = lab
+                .holder
+                .ip(&["-j", "link", "show", "dev", HOLDER_IF])
+                .unwrap();
+            // Per-thread view of this namespace's packet sockets (/proc/net is the process's).
+            let sockets = std::fs::read_to_string("/proc/thread-self/net/packet").unwrap();
+            (flags, sockets)
+        })
+        .unwrap();
+
+    assert!(!flags.contains("PROMISC"), "interface flags: {flags}");
+    // Columns: sk RefCnt Type Proto Iface R Rmem User Inode. kvip's socket is the only one here.
+    let rows: Vec<Vec<&str>> = packet_sockets
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 1, "{packet_sockets}");
+    assert_eq!(
+        rows[0][6], "0",
+        "nothing queued for a socket nobody reads: {packet_sockets}"
     );
 }

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use common::{HOLDER_IF, Lab, PATIENCE, PEER_IF, is_arp_for, is_neighbour_advert};
 use kvip::address::{Vip, resolve_interface};
-use kvip::announce::{Announcer, Schedule};
+use kvip::announce::frames::arp_request;
+use kvip::announce::{Announcer, RawLink, Schedule};
+use kvip::lab::netns::{NetNs, bridge, veth};
 
 const VIP: [u8; 4] = [192, 0, 2, 100];
 
@@ -272,4 +274,79 @@ fn ipv6_vip_on_interface_without_link_local_is_refused_before_sending() {
         message.contains("`kv0` has no IPv6 link-local address"),
         "{message}"
     );
+}
+
+#[test]
+fn long_lived_socket_is_not_promiscuous_and_queues_nothing() {
+    let lab = Lab::new();
+    let (flags, packet_sockets) = lab
+        .holder
+        .block_on(|| async {
+            let interface = resolve_interface(Some(HOLDER_IF), false).await.unwrap();
+            let _link = RawLink::open(&interface).unwrap();
+            // The peer floods the holder's interface while kvip's socket is open.
+            lab.peer
+                .block_on(|| async {
+                    let peer = resolve_interface(Some(PEER_IF), false).await.unwrap();
+                    let mut link = RawLink::open(&peer).unwrap();
+                    let frame = arp_request(peer.mac.unwrap(), [192, 0, 2, 2].into());
+                    for _ in 0..100 {
+                        link.send(&frame).unwrap();
+                    }
+                })
+                .unwrap();
+            let flags = lab
+                .holder
+                .ip(&["-j", "link", "show", "dev", HOLDER_IF])
+                .unwrap();
+            // Per-thread view of this namespace's packet sockets (/proc/net is the process's).
+            let sockets = std::fs::read_to_string("/proc/thread-self/net/packet").unwrap();
+            (flags, sockets)
+        })
+        .unwrap();
+
+    assert!(!flags.contains("PROMISC"), "interface flags: {flags}");
+    // Columns: sk RefCnt Type Proto Iface R Rmem User Inode. kvip's socket is the only one here.
+    let rows: Vec<Vec<&str>> = packet_sockets
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 1, "{packet_sockets}");
+    assert_eq!(
+        rows[0][6], "0",
+        "nothing queued for a socket nobody reads: {packet_sockets}"
+    );
+}
+
+#[test]
+fn garp_reaches_every_node_behind_a_bridge() {
+    // holder ─ s1 ┐
+    // peer A ─ s2 ├ br0 (in its own "switch" namespace)
+    // peer B ─ s3 ┘
+    let switch = NetNs::new().unwrap();
+    let holder = NetNs::new().unwrap();
+    let peers = [NetNs::new().unwrap(), NetNs::new().unwrap()];
+    veth(&holder, HOLDER_IF, &switch, "s1").unwrap();
+    veth(&peers[0], PEER_IF, &switch, "s2").unwrap();
+    veth(&peers[1], PEER_IF, &switch, "s3").unwrap();
+    bridge(&switch, "br0", &["s1", "s2", "s3"]).unwrap();
+    let mut captures: Vec<_> = peers.iter().map(|p| p.capture(PEER_IF).unwrap()).collect();
+
+    holder
+        .block_on(|| async {
+            let interface = resolve_interface(Some(HOLDER_IF), false).await.unwrap();
+            let announcer = Announcer::open(&interface, Schedule::default()).unwrap();
+            announcer.start(&[vip4()]).unwrap().wait().await.unwrap();
+            announcer.stop();
+        })
+        .unwrap();
+
+    let holder_mac = holder.mac(HOLDER_IF).unwrap().octets();
+    for capture in &mut captures {
+        let frame = capture
+            .next_matching(PATIENCE, |f| is_arp_for(f, VIP))
+            .unwrap();
+        assert_eq!(frame, expected_arp(holder_mac, 1, [0xff; 6]));
+    }
 }

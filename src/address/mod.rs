@@ -10,10 +10,11 @@
 //! - **A finite valid lifetime is the fence.** The holder refreshes the lifetime on every
 //!   successful lease renewal ([`Addresses::refresh_lifetime`]). If kvip is SIGKILLed, OOM-killed
 //!   or frozen, nobody refreshes, and the kernel deletes the address by itself when the lifetime
-//!   runs out, before another node can take the lease. Measured on this kernel: an IPv4 address
-//!   with valid lifetime *v* seconds disappears between *v* and *v* + 1 s after the last refresh
-//!   (the kernel's lifetime worker is rounded up to whole seconds), e.g. `valid_lft 2` → removed
-//!   2.05 s later. So the rule is `valid_lifetime + 1 s < lease_duration` (see the README).
+//!   runs out, before another node can take the lease. The kernel's lifetime worker counts whole
+//!   seconds, checks up to 20 ms early and is scheduled rounded up to the next second, so an
+//!   address with valid lifetime *v* disappears between *v* − 20 ms and *v* + 1 s after the last
+//!   refresh; measured here (IPv4 and IPv6, v = 1, 2, 3, 5 s): *v* + 0.02 s to *v* + 0.27 s. See
+//!   [`fence_lifetime`] for the rule that turns this into a lifetime.
 //! - **Watch, don't poll.** [`Addresses::watch`] subscribes to the kernel's address and link
 //!   notifications, so the owner learns within milliseconds that someone deleted the VIP or that
 //!   the interface flapped, and can put it back and announce again.
@@ -24,6 +25,8 @@
 //! This module never decides anything: the daemon's supervisor owns leadership and tells it what
 //! to do. The product code talks netlink only; it never runs `ip`.
 
+mod error;
+mod fence;
 mod interface;
 mod watch;
 
@@ -35,6 +38,10 @@ use futures::TryStreamExt;
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage, CacheInfo};
 
+pub use error::AddressError;
+pub(crate) use error::errno_of;
+use fence::lifetime_secs;
+pub use fence::{FENCE_MARGIN, LABEL_MAX, fence_lifetime, ipv4_label};
 pub use interface::{Interface, resolve_interface};
 pub use watch::InterfaceEvent;
 
@@ -60,132 +67,6 @@ impl Vip {
 impl fmt::Display for Vip {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.addr, self.prefix_len)
-    }
-}
-
-/// Everything that can go wrong between kvip and the kernel's address table.
-///
-/// Each message names what was being done, on which interface, and what to do about it.
-#[derive(Debug, thiserror::Error)]
-pub enum AddressError {
-    /// The NETLINK_ROUTE socket could not be opened (out of file descriptors, seccomp, …).
-    #[error("cannot open a NETLINK_ROUTE socket: {0}")]
-    Connect(std::io::Error),
-    /// The configured interface does not exist in this network namespace.
-    #[error(
-        "interface `{name}` does not exist (interfaces here: {available}); set --interface / vip_interface to one of them"
-    )]
-    NoSuchInterface {
-        /// The name that was asked for.
-        name: String,
-        /// The names that do exist, comma separated.
-        available: String,
-    },
-    /// The interface exists but is not up, and the operator did not allow that.
-    #[error(
-        "interface `{name}` is not up (operational state {state}); bring it up, or set vip_allow_interface_not_up=true / --allowInterfaceNotUp to start anyway"
-    )]
-    InterfaceDown {
-        /// The interface name.
-        name: String,
-        /// The kernel's operational state, e.g. `DOWN` or `LOWERLAYERDOWN`.
-        state: String,
-    },
-    /// No interface was configured and there is no default route to take one from.
-    #[error(
-        "no interface configured and no IPv4 or IPv6 default route to take it from; set --interface / vip_interface"
-    )]
-    NoDefaultRoute,
-    /// A valid lifetime the kernel cannot express.
-    #[error(
-        "valid lifetime {lifetime:?} for {vip}: the kernel counts whole seconds, so it must be at least 1 s"
-    )]
-    InvalidLifetime {
-        /// The VIP it was meant for.
-        vip: Vip,
-        /// The lifetime asked for.
-        lifetime: Duration,
-    },
-    /// The kernel refused a request; `errno` is the kernel's answer.
-    #[error("{op} {target} on interface `{interface}`: {reason} (errno {errno}){hint}")]
-    Kernel {
-        /// What was being done: "add", "remove", "list addresses of", …
-        op: &'static str,
-        /// The address (or object) it was done to.
-        target: String,
-        /// The interface name.
-        interface: String,
-        /// The positive errno the kernel returned.
-        errno: i32,
-        /// The errno's text.
-        reason: String,
-        /// What to do about it, when known (starts with "; ").
-        hint: &'static str,
-    },
-    /// The netlink exchange itself failed (connection task gone, undecodable answer).
-    #[error("{op} {target} on interface `{interface}`: netlink request failed: {detail}")]
-    Netlink {
-        /// What was being done.
-        op: &'static str,
-        /// The address (or object) it was done to.
-        target: String,
-        /// The interface name.
-        interface: String,
-        /// rtnetlink's description.
-        detail: String,
-    },
-}
-
-impl AddressError {
-    /// The kernel's errno, when the kernel refused the request.
-    pub fn errno(&self) -> Option<i32> {
-        match self {
-            Self::Kernel { errno, .. } => Some(*errno),
-            _ => None,
-        }
-    }
-
-    /// Turns an rtnetlink error into one that names the operation, target and interface.
-    pub(crate) fn from_rtnetlink(
-        op: &'static str,
-        target: impl fmt::Display,
-        interface: &str,
-        err: rtnetlink::Error,
-    ) -> Self {
-        match errno_of(&err) {
-            Some(errno) => Self::Kernel {
-                op,
-                target: target.to_string(),
-                interface: interface.to_string(),
-                errno,
-                reason: std::io::Error::from_raw_os_error(errno).to_string(),
-                hint: hint_for(errno),
-            },
-            None => Self::Netlink {
-                op,
-                target: target.to_string(),
-                interface: interface.to_string(),
-                detail: err.to_string(),
-            },
-        }
-    }
-}
-
-/// The positive errno inside an rtnetlink error, if the kernel sent one.
-pub(crate) fn errno_of(err: &rtnetlink::Error) -> Option<i32> {
-    match err {
-        rtnetlink::Error::NetlinkError(msg) => msg.code.map(|code| code.get().abs()),
-        _ => None,
-    }
-}
-
-fn hint_for(errno: i32) -> &'static str {
-    match errno {
-        libc::EPERM | libc::EACCES => {
-            "; changing addresses needs CAP_NET_ADMIN: run kvip as root or add NET_ADMIN to the container's securityContext.capabilities"
-        }
-        libc::ENODEV => "; the interface disappeared: check --interface / vip_interface",
-        _ => "",
     }
 }
 
@@ -397,75 +278,9 @@ fn family_of(addr: IpAddr) -> AddressFamily {
     }
 }
 
-/// The kernel counts lifetimes in whole seconds; round down (a fence must never be longer than
-/// asked), refuse less than one second, and keep clear of `u32::MAX`, which means "forever".
-fn lifetime_secs(vip: Vip, lifetime: Duration) -> Result<u32, AddressError> {
-    let secs = lifetime.as_secs();
-    if secs == 0 {
-        return Err(AddressError::InvalidLifetime { vip, lifetime });
-    }
-    Ok(u32::try_from(secs)
-        .unwrap_or(u32::MAX - 1)
-        .min(u32::MAX - 1))
-}
-
-/// The kernel's longest interface or label name, without the trailing NUL (IFNAMSIZ - 1).
-pub const LABEL_MAX: usize = 15;
-
-/// The IPv4 label that shows the VIP's owner in `ip addr`: `<ifname>:kvip`, cut to the kernel's
-/// 15 bytes.
-///
-/// Names up to 10 bytes get the full suffix (`eth0:kvip`). Longer names get a shortened suffix
-/// (`enp0s31f6abc:kv`). A name of 14 or 15 bytes leaves room for at most the colon, so the label
-/// is the interface name itself, which is the kernel's own default label.
-pub fn ipv4_label(ifname: &str) -> String {
-    let full = format!("{ifname}:kvip");
-    if ifname.len() + 2 > LABEL_MAX {
-        return ifname.chars().take(LABEL_MAX).collect();
-    }
-    let mut label = String::with_capacity(LABEL_MAX);
-    for ch in full.chars() {
-        if label.len() + ch.len_utf8() > LABEL_MAX {
-            break;
-        }
-        label.push(ch);
-    }
-    label
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn label_has_the_full_suffix_when_it_fits() {
-        assert_eq!(ipv4_label("eth0"), "eth0:kvip");
-        assert_eq!(ipv4_label("enp0s31f6a"), "enp0s31f6a:kvip");
-        assert_eq!(ipv4_label("enp0s31f6a").len(), 15);
-    }
-
-    #[test]
-    fn label_suffix_is_cut_for_long_names() {
-        assert_eq!(ipv4_label("enp0s31f6abc"), "enp0s31f6abc:kv");
-        assert_eq!(ipv4_label("enp0s31f6abcd"), "enp0s31f6abcd:k");
-    }
-
-    #[test]
-    fn label_is_the_interface_name_when_no_suffix_fits() {
-        assert_eq!(ipv4_label("abcdefghijklmn"), "abcdefghijklmn");
-        assert_eq!(ipv4_label("abcdefghijklmno"), "abcdefghijklmno");
-    }
-
-    #[test]
-    fn lifetime_is_whole_seconds_rounded_down_and_at_least_one() {
-        let vip = Vip::host("192.0.2.10".parse().unwrap());
-        assert_eq!(lifetime_secs(vip, Duration::from_millis(2999)).unwrap(), 2);
-        assert!(matches!(
-            lifetime_secs(vip, Duration::from_millis(999)),
-            Err(AddressError::InvalidLifetime { .. })
-        ));
-        assert_eq!(lifetime_secs(vip, Duration::MAX).unwrap(), u32::MAX - 1);
-    }
 
     #[test]
     fn host_vip_prefix_follows_the_family() {

@@ -15,9 +15,10 @@
 //! - **250 / 500 ms**: switches that drop the first frame after a port change (port security,
 //!   MAC learning races, STP on a port that just came up) get two more chances within half a
 //!   second.
-//! - **1000 ms**: a Linux peer ignores a second link-layer change for the same neighbour within
-//!   `locktime` (1 s by default) of the previous one; if the old holder's last announcement raced
-//!   with ours, the 1 s round is the one that sticks.
+//! - **1000 ms**: re-asserts the mapping after any late answer from the previous holder. Its
+//!   ordinary ARP replies, sent while it was stepping down, can reach peers after our first
+//!   round; a Linux peer ignores such (non-gratuitous) replies only within `locktime` (1 s by
+//!   default) of our update, so the 1 s round is the one that sticks.
 //!
 //! [`Announcer::stop`] takes effect before it returns: the task checks a shared epoch before every
 //! frame, so at most a frame already inside `sendto` can follow it.
@@ -262,10 +263,10 @@ impl Worker {
                     }
                 },
                 () = sleep_until(due), if due.is_some() => {
-                    if let Some(state) = active.as_mut() {
-                        if let Err(err) = self.round(state) {
-                            tracing::warn!(interface = %self.interface, error = %err, "announcement failed");
-                        }
+                    if let Some(state) = active.as_mut()
+                        && let Err(err) = self.round(state)
+                    {
+                        tracing::warn!(interface = %self.interface, error = %err, "announcement failed");
                     }
                 }
             }

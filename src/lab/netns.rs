@@ -70,17 +70,13 @@ impl NetNs {
             .with_context(|| format!("running {program} in namespace {}", self.name))
     }
 
-    /// Sets a sysctl inside the namespace (`net.*` sysctls are per namespace).
+    /// Sets a sysctl inside the namespace (`net.*` sysctls are per namespace). Writes
+    /// `/proc/sys/...` from a thread inside the namespace, so no `sysctl` binary is needed; keys
+    /// use dots as separators, so interface names in them must not contain dots.
     pub fn sysctl(&self, key: &str, value: &str) -> Result<()> {
-        let output = self.exec("sysctl", &["-q", "-w", &format!("{key}={value}")])?;
-        if !output.status.success() {
-            bail!(
-                "sysctl {key}={value} in {}: {}",
-                self.name,
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        Ok(())
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        self.run(|| std::fs::write(&path, value))?
+            .with_context(|| format!("setting {key}={value} in namespace {}", self.name))
     }
 
     /// Runs a closure on a fresh thread that has entered this namespace.

@@ -13,8 +13,8 @@
 //!   runs out, before another node can take the lease. The kernel's lifetime worker counts whole
 //!   seconds, checks up to 20 ms early and is scheduled rounded up to the next second, so an
 //!   address with valid lifetime *v* disappears between *v* − 20 ms and *v* + 1 s after the last
-//!   refresh; measured here (IPv4 and IPv6, v = 1, 2, 3, 5 s): *v* + 0.02 s to *v* + 0.27 s. See
-//!   [`fence_lifetime`] for the rule that turns this into a lifetime.
+//!   refresh; measured here (IPv4 and IPv6, v = 1, 2, 3, 5 s): *v* + 0.02 s to *v* + 0.27 s. The
+//!   daemon's `fence` module turns this bound into a lifetime.
 //! - **Watch, don't poll.** [`Addresses::watch`] subscribes to the kernel's address and link
 //!   notifications, so the owner learns within milliseconds that someone deleted the VIP or that
 //!   the interface flapped, and can put it back and announce again.
@@ -25,8 +25,8 @@
 //! This module never decides anything: the daemon's supervisor owns leadership and tells it what
 //! to do. The product code talks netlink only; it never runs `ip`.
 
+mod attributes;
 mod error;
-mod fence;
 mod interface;
 mod watch;
 
@@ -38,10 +38,10 @@ use futures::TryStreamExt;
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage, CacheInfo};
 
+use attributes::lifetime_secs;
+pub use attributes::{LABEL_MAX, ipv4_label};
 pub use error::AddressError;
 pub(crate) use error::errno_of;
-use fence::lifetime_secs;
-pub use fence::{FENCE_MARGIN, LABEL_MAX, fence_lifetime, ipv4_label};
 pub use interface::{Interface, resolve_interface};
 pub use watch::InterfaceEvent;
 

@@ -182,3 +182,157 @@ fn a_sigkilled_holder_loses_the_vip_by_the_fence_before_another_takes_over() {
     );
     only_holder_has_the_vip(&cluster, second);
 }
+
+/// GET `path` from node `i`'s health address (127.0.0.1:2113 inside its namespace).
+fn get(cluster: &Cluster, i: usize, path: &str) -> String {
+    use std::io::{Read, Write};
+    let path = path.to_string();
+    cluster.nodes[i]
+        .ns
+        .run(move || {
+            let mut stream = std::net::TcpStream::connect("127.0.0.1:2113").ok()?;
+            let request = format!("GET {path} HTTP/1.1\r\nHost: kvip\r\nConnection: close\r\n\r\n");
+            stream.write_all(request.as_bytes()).ok()?;
+            let mut response = String::new();
+            stream.read_to_string(&mut response).ok()?;
+            Some(response)
+        })
+        .unwrap()
+        .unwrap_or_default()
+}
+
+/// Waits until node `i`'s `path` answers with something containing every needle.
+fn wait_for_answer(cluster: &Cluster, i: usize, path: &str, needles: &[&str]) -> String {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let answer = get(cluster, i, path);
+        if needles.iter().all(|n| answer.contains(n)) {
+            return answer;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} {path} never showed {needles:?}; last:\n{answer}",
+            cluster.nodes[i].name
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn metric_line(name: &str, node: &str, extra: &str) -> String {
+    format!("{name}{{node=\"{node}\",lease=\"kube-system/plndr-cp-lock\"{extra}}}")
+}
+
+#[test]
+fn the_kubeadm_bootstrap_needs_no_manifest_edit() {
+    // kubeadm >= 1.29: admin.conf is forbidden until kubeadm binds its group through the VIP, and
+    // only the first node has super-admin.conf. Every node runs the same command line.
+    let mut options = ClusterOptions::new(env!("CARGO_BIN_EXE_kvip"));
+    options.admin_granted = false;
+    let mut cluster = Cluster::build(options).unwrap();
+    cluster.write_super_admin(0).unwrap();
+    cluster.start_all().unwrap();
+
+    let holder = cluster.wait_for_holder(None, PATIENCE).unwrap();
+    assert_eq!(
+        holder, 0,
+        "only the init node can take the Lease during the bootstrap"
+    );
+    only_holder_has_the_vip(&cluster, 0);
+    let on_super_admin = format!(
+        "{} 1",
+        metric_line(
+            "kvip_credential",
+            "cp-1",
+            ",kubeconfig=\"super-admin.conf\""
+        )
+    );
+    wait_for_answer(&cluster, 0, "/metrics", &[&on_super_admin]);
+    let joined = wait_for_answer(&cluster, 1, "/readyz", &["503", "super-admin.conf"]);
+    assert!(
+        joined.contains("admin.conf"),
+        "a joined node says what is wrong with both files: {joined}"
+    );
+
+    // kubeadm reaches the VIP and creates the ClusterRoleBinding.
+    cluster.server.grant(kvip::lab::apiserver::Subject::group(
+        kvip::lab::cluster::ADMINS_GROUP,
+    ));
+    let on_admin = format!(
+        "{} 1",
+        metric_line("kvip_credential", "cp-1", ",kubeconfig=\"admin.conf\"")
+    );
+    wait_for_answer(&cluster, 0, "/metrics", &[&on_admin]);
+    wait_for_answer(&cluster, 1, "/readyz", &["200 OK"]);
+    assert_eq!(
+        cluster.holder().as_deref(),
+        Some("cp-1"),
+        "moving back to admin.conf is not a failover"
+    );
+    assert!(cluster.has_vip(0).unwrap());
+}
+
+#[test]
+fn a_restarted_holder_resumes_without_failover_and_reports_its_metrics() {
+    let mut cluster = cluster();
+    let holder = cluster.wait_for_holder(None, PATIENCE).unwrap();
+    let name = cluster.nodes[holder].name.clone();
+    let leading = format!("{} 1", metric_line("kvip_is_leader", &name, ""));
+    let metrics = wait_for_answer(
+        &cluster,
+        holder,
+        "/metrics",
+        &[&leading, "kvip_takeover_seconds_count"],
+    );
+    assert!(
+        !metrics.contains(&format!(
+            "{} 0",
+            metric_line("kvip_announcements_total", &name, "")
+        )),
+        "{metrics}"
+    );
+    wait_for_answer(&cluster, holder, "/readyz", &["200 OK"]);
+    let follower = (holder + 1) % cluster.nodes.len();
+    let follower_name = cluster.nodes[follower].name.clone();
+    wait_for_answer(
+        &cluster,
+        follower,
+        "/metrics",
+        &[&format!(
+            "{} 0",
+            metric_line("kvip_is_leader", &follower_name, "")
+        )],
+    );
+
+    // kubelet restarts the container: the new process finds the Lease still its own.
+    let writes_before = cluster.server.writes().len();
+    cluster.signal(holder, libc::SIGKILL).unwrap();
+    cluster.wait_exit(holder, PATIENCE).unwrap();
+    cluster.start_node(holder).unwrap();
+    wait_for_answer(&cluster, holder, "/metrics", &[&leading]);
+    only_holder_has_the_vip(&cluster, holder);
+    let others: Vec<_> = cluster.server.writes()[writes_before..]
+        .iter()
+        .filter(|w| w.holder_identity.as_deref().is_some_and(|h| h != name))
+        .cloned()
+        .collect();
+    assert!(
+        others.is_empty(),
+        "another node wrote the Lease during the restart: {others:?}"
+    );
+}
+
+#[test]
+fn a_vip_left_by_an_earlier_run_is_removed_once_another_node_leads() {
+    let mut cluster = Cluster::build(ClusterOptions::new(env!("CARGO_BIN_EXE_kvip"))).unwrap();
+    cluster.start_node(0).unwrap();
+    cluster.start_node(1).unwrap();
+    let holder = cluster.wait_for_holder(None, PATIENCE).unwrap();
+    let vip = format!("{}/32", cluster.vip);
+    cluster.nodes[2]
+        .ns
+        .ip(&["addr", "add", &vip, "dev", "eth0"])
+        .unwrap();
+    assert!(cluster.has_vip(2).unwrap());
+    cluster.start_node(2).unwrap();
+    only_holder_has_the_vip(&cluster, holder);
+}

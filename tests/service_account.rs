@@ -94,6 +94,22 @@ async fn an_unbound_service_account_is_told_to_apply_the_rbac_and_leads_once_it_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_account_holder_steps_down_when_its_api_server_drops_it() {
+    // The DaemonSet elects through the node's own API server (not the Service IP), so losing
+    // that server must cost it the VIP, as it does a static pod.
+    let world = World::start().await;
+    world.mount_service_account("cp-1", "sa-token-1");
+    world.server.grant(Subject::user(KVIP_SA));
+    let node = world.elector("cp-1", fast());
+    eventually("cp-1 leads", || node.leading()).await;
+
+    world.server.set_outage(Subject::user(KVIP_SA), true);
+    eventually("cp-1 steps down", || !node.leading()).await;
+    world.server.set_outage(Subject::user(KVIP_SA), false);
+    eventually("cp-1 leads again", || node.leading()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_token_is_401_unauthorized_with_a_status_body() {
     let world = World::start().await;
     // The endpoint's URL and CA, but a bearer token instead of a client certificate.

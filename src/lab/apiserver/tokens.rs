@@ -162,10 +162,7 @@ mod tests {
 
     fn headers(authorization: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
-        headers.insert(
-            hyper::header::AUTHORIZATION,
-            authorization.parse().unwrap(),
-        );
+        headers.insert(hyper::header::AUTHORIZATION, authorization.parse().unwrap());
         headers
     }
 
@@ -215,7 +212,10 @@ mod tests {
         assert_eq!(id.user, "system:serviceaccount:kube-system:kvip");
         assert_eq!(
             id.groups,
-            ["system:serviceaccounts", "system:serviceaccounts:kube-system"]
+            [
+                "system:serviceaccounts",
+                "system:serviceaccounts:kube-system"
+            ]
         );
         assert!(!id.is_master());
     }

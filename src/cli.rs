@@ -177,6 +177,9 @@ pub struct VipArgs {
     /// bootstrap) [default: /etc/kubernetes/super-admin.conf].
     #[arg(long = "super-admin-kubeconfig", env = "kvip_super_admin_kubeconfig")]
     pub super_admin_kubeconfig: Option<PathBuf>,
+    /// ServiceAccount directory; if its `token` exists (DaemonSet mode) it is the credential and the kubeconfigs are not used [default: /var/run/secrets/kubernetes.io/serviceaccount].
+    #[arg(long = "service-account-dir", env = "kvip_service_account_dir")]
+    pub service_account_dir: Option<PathBuf>,
     /// API server to elect through, host:port or URL [default: 127.0.0.1:<port>, TLS name `kubernetes`].
     #[arg(long = "kubernetes-addr", env = "kubernetes_addr")]
     pub kubernetes_addr: Option<String>,

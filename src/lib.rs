@@ -12,8 +12,9 @@
 //!   options beside them; nothing here is validated.
 //! - [`config`]: turns the command line into a validated [`config::Config`], or one error that names
 //!   the option, the value and the fix.
-//! - [`credentials`]: the kubeconfig ladder: admin.conf when it is authorized, super-admin.conf while
-//!   admin.conf is forbidden (kubeadm >= 1.29 bootstrap), back to admin.conf as soon as it works.
+//! - [`credentials`]: the credential ladder: the pod's ServiceAccount token when it has one
+//!   (DaemonSet mode); else admin.conf when it is authorized, super-admin.conf while admin.conf is
+//!   forbidden (kubeadm >= 1.29 bootstrap), back to admin.conf as soon as it works.
 //! - [`election`]: a Lease elector with client-go semantics, so kvip and kube-vip share one lock.
 //! - [`address`]: the VIP on the interface over netlink, with a kernel-enforced lifetime fence.
 //! - [`announce`]: gratuitous ARP / unsolicited NA through one long-lived raw socket.

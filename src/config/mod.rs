@@ -20,7 +20,9 @@ use crate::cli::{ObserveArgs, VipArgs};
 use crate::election::{Timings, TimingsError};
 pub use values::Opt;
 
-pub use crate::credentials::{DEFAULT_ADMIN_KUBECONFIG, DEFAULT_SUPER_ADMIN_KUBECONFIG};
+pub use crate::credentials::{
+    DEFAULT_ADMIN_KUBECONFIG, DEFAULT_SERVICE_ACCOUNT_DIR, DEFAULT_SUPER_ADMIN_KUBECONFIG,
+};
 pub use crate::election::{DEFAULT_LEASE_NAME, DEFAULT_LEASE_NAMESPACE};
 
 /// Default API server port.
@@ -103,6 +105,8 @@ pub struct Config {
     pub kubeconfig: PathBuf,
     /// The fallback kubeconfig for the kubeadm >= 1.29 bootstrap window.
     pub super_admin_kubeconfig: PathBuf,
+    /// The ServiceAccount directory; its token, when present, is the credential (DaemonSet mode).
+    pub service_account_dir: PathBuf,
     /// An explicit API server (`kubernetes_addr`); `None` = the node's own, `127.0.0.1:<port>`.
     pub api_server: Option<String>,
     /// The interval of refresh announcements while leading.
@@ -184,6 +188,10 @@ impl Config {
                 .super_admin_kubeconfig
                 .clone()
                 .unwrap_or_else(|| DEFAULT_SUPER_ADMIN_KUBECONFIG.into()),
+            service_account_dir: vip
+                .service_account_dir
+                .clone()
+                .unwrap_or_else(|| DEFAULT_SERVICE_ACCOUNT_DIR.into()),
             api_server,
             arp_rate,
             http_listeners: http_listeners(observe)?,

@@ -23,6 +23,18 @@ fn error(vip: &VipArgs) -> String {
 }
 
 #[test]
+fn the_service_account_directory_can_be_moved() {
+    let vip = VipArgs {
+        service_account_dir: Some("/run/kvip-sa".into()),
+        ..args("192.168.0.100")
+    };
+    assert_eq!(
+        config(&vip).unwrap().service_account_dir,
+        PathBuf::from("/run/kvip-sa")
+    );
+}
+
+#[test]
 fn defaults_match_kube_vip() {
     let c = config(&args("192.168.0.100")).unwrap();
     assert_eq!(
@@ -54,6 +66,10 @@ fn defaults_match_kube_vip() {
     assert_eq!(
         c.super_admin_kubeconfig,
         PathBuf::from("/etc/kubernetes/super-admin.conf")
+    );
+    assert_eq!(
+        c.service_account_dir,
+        PathBuf::from("/var/run/secrets/kubernetes.io/serviceaccount")
     );
     assert_eq!(
         c.http_listeners,

@@ -28,7 +28,8 @@ pub enum ApiEndpoint {
     /// `kubernetes_addr`: `host:port` or a URL, used as given (TLS name from the host), like
     /// kube-vip.
     Address(String),
-    /// Use the kubeconfig's `server` unchanged (for clusters where that is not the VIP).
+    /// Use the kubeconfig's `server` unchanged (for clusters where that is not the VIP); for the
+    /// ServiceAccount rung, the in-cluster Service (`KUBERNETES_SERVICE_HOST` / `_PORT`).
     FromKubeconfig,
 }
 
@@ -75,7 +76,7 @@ pub struct ClientTimeouts {
     pub watch: Duration,
 }
 
-/// The clients built from one kubeconfig.
+/// The clients built from one rung (a kubeconfig file or the ServiceAccount token).
 #[derive(Clone)]
 pub struct Clients {
     /// Which rung these clients belong to.
@@ -95,7 +96,8 @@ impl std::fmt::Debug for Clients {
     }
 }
 
-/// What is wrong with one kubeconfig, worded for the operator.
+/// What is wrong with one rung (a kubeconfig file, or the ServiceAccount directory), worded for
+/// the operator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
     /// The file does not exist (yet).
@@ -114,7 +116,7 @@ pub enum Problem {
 }
 
 impl Problem {
-    /// The sentence for this problem, with a hint that depends on which file it is.
+    /// The sentence for this problem, with a hint that depends on which rung it is.
     pub fn describe(&self, credential: Credential) -> String {
         match self {
             Problem::NotFound(path) => match credential {
@@ -126,14 +128,36 @@ impl Problem {
                     "not found at {} (kubeadm writes it on every control-plane node; is the hostPath mounted?)",
                     path.display()
                 ),
+                Credential::ServiceAccount => format!(
+                    "not found at {} (kubelet mounts token, ca.crt and namespace together; is \
+                     the ServiceAccount volume complete?)",
+                    path.display()
+                ),
             },
             Problem::Unreadable(path, e) => format!("cannot read {}: {e}", path.display()),
-            Problem::NotAKubeconfig(path, e) => {
-                format!("{} is not a usable kubeconfig: {e}", path.display())
-            }
-            Problem::Forbidden { namespace, message } => {
-                format!("403 Forbidden for leases in {namespace} (RBAC not yet bound?): {message}")
-            }
+            Problem::NotAKubeconfig(path, e) => match credential {
+                Credential::ServiceAccount => format!(
+                    "{} is not a usable ServiceAccount directory: {e}",
+                    path.display()
+                ),
+                Credential::Admin | Credential::SuperAdmin => {
+                    format!("{} is not a usable kubeconfig: {e}", path.display())
+                }
+            },
+            Problem::Forbidden { namespace, message } => match credential {
+                Credential::ServiceAccount => {
+                    let who = super::service_account::forbidden_user(message)
+                        .unwrap_or("the ServiceAccount");
+                    format!(
+                        "403 Forbidden for leases in {namespace}: {who} is not bound to kvip's \
+                         Role; apply `kvip manifest rbac --namespace {namespace} | kubectl \
+                         apply -f -` (server said: {message})"
+                    )
+                }
+                Credential::Admin | Credential::SuperAdmin => format!(
+                    "403 Forbidden for leases in {namespace} (RBAC not yet bound?): {message}"
+                ),
+            },
         }
     }
 }
@@ -155,11 +179,26 @@ pub(crate) async fn load(
     };
     let bad = |e: String| Problem::NotAKubeconfig(path.to_owned(), e);
     let kubeconfig = Kubeconfig::from_yaml(&text).map_err(|e| bad(e.to_string()))?;
+    clients(credential, kubeconfig, endpoint, timeouts)
+        .await
+        .map_err(bad)
+}
+
+/// Builds the election's clients from a kubeconfig (a file's, or the ServiceAccount rung's
+/// in-memory one): pointed at `endpoint`, no automatic retries, request timeouts, and a separate
+/// watch client whose read timeout outlasts the watch. Every rung goes through here, so every
+/// rung gets the same client behaviour.
+pub(crate) async fn clients(
+    credential: Credential,
+    kubeconfig: Kubeconfig,
+    endpoint: &ApiEndpoint,
+    timeouts: ClientTimeouts,
+) -> Result<Clients, String> {
     let mut config =
         kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
             .await
-            .map_err(|e| bad(e.to_string()))?;
-    endpoint.apply(&mut config).map_err(bad)?;
+            .map_err(|e| e.to_string())?;
+    endpoint.apply(&mut config)?;
     config.default_retry = false;
     config.connect_timeout = Some(timeouts.request);
     config.write_timeout = Some(timeouts.request);
@@ -169,8 +208,8 @@ pub(crate) async fn load(
     request_config.reset_reader_on_write = true;
     let mut watch_config = config;
     watch_config.read_timeout = Some(timeouts.watch + Duration::from_secs(5));
-    let requests = kube::Client::try_from(request_config).map_err(|e| bad(e.to_string()))?;
-    let watch = kube::Client::try_from(watch_config).map_err(|e| bad(e.to_string()))?;
+    let requests = kube::Client::try_from(request_config).map_err(|e| e.to_string())?;
+    let watch = kube::Client::try_from(watch_config).map_err(|e| e.to_string())?;
     Ok(Clients {
         credential,
         requests,

@@ -1,20 +1,37 @@
-//! The kubeconfig ladder: admin.conf when it is authorized for the Lease, super-admin.conf while
-//! admin.conf is forbidden, and back to admin.conf as soon as it works.
+//! The credential ladder: which identity the elector uses for the Lease.
 //!
-//! Why: since kubeadm 1.29, admin.conf's user is bound to cluster-admin by a ClusterRoleBinding
-//! that `kubeadm init` creates *through the VIP*. On the first node the elector gets 403 for the
-//! Lease, so no VIP, so no binding: a deadlock that kube-vip users break by hand-editing the
-//! manifest to mount super-admin.conf (kube-vip#684). super-admin.conf bypasses RBAC but exists
-//! only on the node that ran `kubeadm init`, so the ladder uses it only while admin.conf is
-//! forbidden (least privilege), and keeps re-checking admin.conf every few seconds.
+//! Three rungs, least privileged first:
+//!
+//! - **ServiceAccount** (DaemonSet mode, `kvip manifest daemonset` + `kvip manifest rbac`): when
+//!   the pod has a ServiceAccount token (`<dir>/token`, by default
+//!   [`DEFAULT_SERVICE_ACCOUNT_DIR`]), that is the credential and the kubeconfig files are not
+//!   consulted. It can touch leases in one namespace and nothing else. A 403 means the Role or
+//!   RoleBinding is missing: the error names the ServiceAccount and says to apply
+//!   `kvip manifest rbac`, and the elector retries with back-off. Static pods never have a token,
+//!   so they go on to the kubeconfigs. See [`service_account`].
+//! - **admin.conf**, when it is authorized for the Lease;
+//! - **super-admin.conf**, only while admin.conf is forbidden, and back to admin.conf as soon as
+//!   it works.
+//!
+//! Why the last two: since kubeadm 1.29, admin.conf's user is bound to cluster-admin by a
+//! ClusterRoleBinding that `kubeadm init` creates *through the VIP*. On the first node the elector
+//! gets 403 for the Lease, so no VIP, so no binding: a deadlock that kube-vip users break by
+//! hand-editing the manifest to mount super-admin.conf (kube-vip#684). super-admin.conf bypasses
+//! RBAC but exists only on the node that ran `kubeadm init`, so the ladder uses it only while
+//! admin.conf is forbidden (least privilege), and keeps re-checking admin.conf every few seconds.
+//!
+//! Every rung reaches the same [`ApiEndpoint`] (by default the node's own API server) with the
+//! same client settings (timeouts, no retries, a separate watch client): one code path.
 //!
 //! The ladder is owned by the elector task (one owner); it only changes rung when the elector
 //! reports a 403 or when [`Ladder::recheck_admin`] finds admin.conf authorized again. The current
 //! rung is published on a `watch` channel for the metric and logs.
 
 mod kubeconfig;
+pub mod service_account;
 
 pub use kubeconfig::{ApiEndpoint, ClientTimeouts, Clients, Problem};
+pub use service_account::DEFAULT_SERVICE_ACCOUNT_DIR;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -33,16 +50,26 @@ pub const DEFAULT_ADMIN_RECHECK: Duration = Duration::from_secs(5);
 /// A rung of the ladder, for the metric and the logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Credential {
-    /// admin.conf: the normal case.
+    /// The pod's ServiceAccount token: DaemonSet mode, whenever the token exists.
+    ServiceAccount,
+    /// admin.conf: the normal case for a static pod.
     Admin,
     /// super-admin.conf: only while admin.conf is forbidden.
     SuperAdmin,
 }
 
 impl Credential {
+    /// Every rung, for metrics that show one series per rung.
+    pub const ALL: [Credential; 3] = [
+        Credential::ServiceAccount,
+        Credential::Admin,
+        Credential::SuperAdmin,
+    ];
+
     /// The label used in logs, errors and the metric.
     pub fn as_str(self) -> &'static str {
         match self {
+            Credential::ServiceAccount => "serviceaccount",
             Credential::Admin => "admin.conf",
             Credential::SuperAdmin => "super-admin.conf",
         }
@@ -55,13 +82,16 @@ impl std::fmt::Display for Credential {
     }
 }
 
-/// Where the two kubeconfigs live (both configurable).
+/// Where the credentials live (all configurable).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KubeconfigPaths {
     /// admin.conf.
     pub admin: PathBuf,
     /// super-admin.conf.
     pub super_admin: PathBuf,
+    /// The ServiceAccount directory (`token`, `ca.crt`, `namespace`); its `token` selects the
+    /// ServiceAccount rung.
+    pub service_account: PathBuf,
 }
 
 impl Default for KubeconfigPaths {
@@ -69,19 +99,32 @@ impl Default for KubeconfigPaths {
         Self {
             admin: DEFAULT_ADMIN_KUBECONFIG.into(),
             super_admin: DEFAULT_SUPER_ADMIN_KUBECONFIG.into(),
+            service_account: DEFAULT_SERVICE_ACCOUNT_DIR.into(),
         }
     }
 }
 
-/// Neither kubeconfig is usable: says what is wrong with each, so one log line tells the
-/// operator everything. The elector retries with back-off; it never exits over this.
+/// No credential is usable: says what is wrong, so one log line tells the operator everything.
+/// The elector retries with back-off; it never exits over this.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("no usable kubeconfig: {}; {}", .super_admin.describe_as(Credential::SuperAdmin), .admin.describe_as(Credential::Admin))]
-pub struct LadderError {
-    /// What is wrong with admin.conf.
-    pub admin: Problem,
-    /// What is wrong with super-admin.conf.
-    pub super_admin: Problem,
+pub enum LadderError {
+    /// Static-pod mode: neither kubeconfig is usable; what is wrong with each.
+    #[error("no usable kubeconfig: {}; {}", .super_admin.describe_as(Credential::SuperAdmin), .admin.describe_as(Credential::Admin))]
+    Kubeconfigs {
+        /// What is wrong with admin.conf.
+        admin: Problem,
+        /// What is wrong with super-admin.conf.
+        super_admin: Problem,
+    },
+    /// DaemonSet mode: the pod's ServiceAccount token is the credential and it is not usable
+    /// (typically 403: `kvip manifest rbac` not applied).
+    #[error("ServiceAccount token in {}: {}", .dir.display(), .problem.describe(Credential::ServiceAccount))]
+    ServiceAccount {
+        /// The ServiceAccount directory.
+        dir: PathBuf,
+        /// What is wrong.
+        problem: Problem,
+    },
 }
 
 impl Problem {
@@ -146,17 +189,34 @@ impl Ladder {
         self
     }
 
-    /// The rung in use, for the metric; `None` while no kubeconfig is usable.
+    /// The rung in use, for the metric; `None` while no credential is usable.
     pub fn credential(&self) -> watch::Receiver<Option<Credential>> {
         self.credential.subscribe()
     }
 
-    /// The clients to use now, choosing a rung if none is active: admin.conf unless it is known
-    /// to be forbidden or cannot be loaded, then super-admin.conf. A forbidden admin.conf is
-    /// still tried again when super-admin.conf is unusable (the binding may exist by now).
+    /// The clients to use now, choosing a rung if none is active: the ServiceAccount when its
+    /// token exists (and nothing else then); otherwise admin.conf unless it is known to be
+    /// forbidden or cannot be loaded, then super-admin.conf. A forbidden admin.conf is still
+    /// tried again when super-admin.conf is unusable (the binding may exist by now).
     pub async fn clients(&mut self) -> Result<Clients, LadderError> {
         if let Some(active) = &self.active {
             return Ok(active.clone());
+        }
+        let dir = self.paths.service_account.clone();
+        if service_account::present(&dir) {
+            return match self.load(Credential::ServiceAccount).await {
+                Ok(clients) => {
+                    let reason = format!(
+                        "ServiceAccount token found at {}",
+                        service_account::token_path(&dir).display()
+                    );
+                    Ok(self.activate(clients, reason))
+                }
+                Err(problem) => {
+                    self.deactivate();
+                    Err(LadderError::ServiceAccount { dir, problem })
+                }
+            };
         }
         let admin = self.load(Credential::Admin).await;
         let admin_forbidden = matches!(self.admin_problem, Some(Problem::Forbidden { .. }));
@@ -180,7 +240,7 @@ impl Ladder {
                 Ok(clients) => Ok(self.activate(clients, "retrying admin.conf".to_owned())),
                 Err(admin_problem) => {
                     self.deactivate();
-                    Err(LadderError {
+                    Err(LadderError::Kubeconfigs {
                         admin: admin_problem,
                         super_admin: super_problem,
                     })
@@ -191,7 +251,8 @@ impl Ladder {
 
     /// Reports a 403 Forbidden for the Lease from the clients of `credential`. Moves to
     /// super-admin.conf when admin.conf was forbidden and super-admin.conf is usable; otherwise
-    /// returns the error naming both files, and the next [`Ladder::clients`] starts over.
+    /// returns the error (naming both files, or the ServiceAccount and `kvip manifest rbac`), and
+    /// the next [`Ladder::clients`] starts over.
     pub async fn forbidden(
         &mut self,
         credential: Credential,
@@ -215,7 +276,7 @@ impl Ladder {
                     }
                     Err(super_problem) => {
                         self.deactivate();
-                        Err(LadderError {
+                        Err(LadderError::Kubeconfigs {
                             admin: problem,
                             super_admin: super_problem,
                         })
@@ -224,9 +285,17 @@ impl Ladder {
             }
             Credential::SuperAdmin => {
                 self.deactivate();
-                Err(LadderError {
+                Err(LadderError::Kubeconfigs {
                     admin: self.admin_problem.clone().unwrap_or(problem.clone()),
                     super_admin: problem,
+                })
+            }
+            // No other rung to climb to: the kubeconfigs are not this pod's credential.
+            Credential::ServiceAccount => {
+                self.deactivate();
+                Err(LadderError::ServiceAccount {
+                    dir: self.paths.service_account.clone(),
+                    problem,
                 })
             }
         }
@@ -279,6 +348,10 @@ impl Ladder {
 
     async fn load(&self, credential: Credential) -> Result<Clients, Problem> {
         let path = match credential {
+            Credential::ServiceAccount => {
+                let dir = &self.paths.service_account;
+                return service_account::load(dir, &self.endpoint, self.timeouts).await;
+            }
             Credential::Admin => &self.paths.admin,
             Credential::SuperAdmin => &self.paths.super_admin,
         };
@@ -289,7 +362,7 @@ impl Ladder {
         let now = clients.credential;
         if self.logged != Some(now) {
             let previous = self.logged.map_or("none", Credential::as_str);
-            tracing::info!(credential = %now, previous, %reason, "kubeconfig switched");
+            tracing::info!(credential = %now, previous, %reason, "credential switched");
             self.logged = Some(now);
         }
         self.next_admin_recheck =
@@ -307,44 +380,4 @@ impl Ladder {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ladder(dir: &std::path::Path) -> Ladder {
-        Ladder::new(
-            KubeconfigPaths {
-                admin: dir.join("admin.conf"),
-                super_admin: dir.join("super-admin.conf"),
-            },
-            ApiEndpoint::Local { port: 6443 },
-            ClientTimeouts {
-                request: Duration::from_secs(1),
-                watch: Duration::from_secs(5),
-            },
-            LeaseLocation {
-                namespace: "kube-system".into(),
-                name: "plndr-cp-lock".into(),
-            },
-        )
-    }
-
-    #[tokio::test]
-    async fn both_missing_names_both_paths_with_the_kubeadm_hint() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut ladder = ladder(dir.path());
-        let err = ladder.clients().await.unwrap_err();
-        let text = err.to_string();
-        assert!(text.contains(&format!(
-            "super-admin.conf: not found at {} (it exists only on the node that ran `kubeadm init`)",
-            dir.path().join("super-admin.conf").display()
-        )), "{text}");
-        assert!(
-            text.contains(&format!(
-                "admin.conf: not found at {}",
-                dir.path().join("admin.conf").display()
-            )),
-            "{text}"
-        );
-        assert_eq!(*ladder.credential().borrow(), None);
-    }
-}
+mod tests;

@@ -94,6 +94,7 @@ pub async fn run(
         KubeconfigPaths {
             admin: config.kubeconfig.clone(),
             super_admin: config.super_admin_kubeconfig.clone(),
+            service_account: config.service_account_dir.clone(),
         },
         ApiEndpoint::from_options(config.api_server.as_deref(), config.port),
         elector_config.client_timeouts(),

@@ -74,7 +74,7 @@ pub struct ElectorStatus {
     pub leader_changes_observed: u64,
     /// Renew attempts that failed while leading (a metric counter).
     pub renew_failures: u64,
-    /// The kubeconfig in use (the ladder's rung), `None` before one could be loaded.
+    /// The credential in use (the ladder's rung), `None` before one could be loaded.
     pub credential: Option<Credential>,
     /// Whether the last request reached the API server and was authorized (for `/readyz`).
     pub api_reachable: bool,

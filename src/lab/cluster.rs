@@ -205,6 +205,9 @@ impl Cluster {
             .arg(kubeconfig("admin"))
             .arg("--super-admin-kubeconfig")
             .arg(kubeconfig("super-admin"))
+            // Static pods have no ServiceAccount token; never pick up the host's (CI in a pod).
+            .arg("--service-account-dir")
+            .arg(self.dir.join(format!("{}-serviceaccount", node.name)))
             .args([
                 "--leaseDuration",
                 lease,

@@ -88,7 +88,7 @@ impl Metrics {
         );
         reg.register(
             "kvip_credential",
-            "1 for the kubeconfig the election uses",
+            "1 for the credential the election uses (admin.conf, super-admin.conf or serviceaccount)",
             metrics.credential.clone(),
         );
         reg.register(
@@ -146,9 +146,11 @@ impl Metrics {
         let _ = self.announcements.set(frames_sent);
     }
 
-    /// Marks `current` as the kubeconfig in use (`None`: none is usable right now).
+    /// Marks `current` as the credential in use (`None`: none is usable right now). The label
+    /// stays `kubeconfig` (`admin.conf`, `super-admin.conf`, or `serviceaccount`) so dashboards
+    /// keep working.
     pub fn set_credential(&self, current: Option<Credential>) {
-        for c in [Credential::Admin, Credential::SuperAdmin] {
+        for c in Credential::ALL {
             let value = i64::from(Some(c) == current);
             self.credential
                 .get_or_create(&vec![("kubeconfig".into(), c.as_str().into())])
@@ -209,6 +211,7 @@ mod tests {
             r#"kvip_leader_transitions_total{node="cp-1",lease="kube-system/plndr-cp-lock"} 1"#,
             r#"kvip_credential{node="cp-1",lease="kube-system/plndr-cp-lock",kubeconfig="super-admin.conf"} 1"#,
             r#"kvip_credential{node="cp-1",lease="kube-system/plndr-cp-lock",kubeconfig="admin.conf"} 0"#,
+            r#"kvip_credential{node="cp-1",lease="kube-system/plndr-cp-lock",kubeconfig="serviceaccount"} 0"#,
             r#"kvip_announcements_total{node="cp-1",lease="kube-system/plndr-cp-lock"} 5"#,
             r#"kvip_takeover_seconds_count{node="cp-1",lease="kube-system/plndr-cp-lock"} 1"#,
             r#"kube_vip_is_leader{node="cp-1",lease_name="plndr-cp-lock"} 1"#,

@@ -110,11 +110,13 @@ impl World {
         }
     }
 
-    /// Paths of a node's admin.conf and super-admin.conf (neither written yet).
+    /// Paths of a node's admin.conf, super-admin.conf and ServiceAccount directory (none
+    /// written yet).
     pub fn paths(&self, node: &str) -> KubeconfigPaths {
         KubeconfigPaths {
             admin: self.dir.path().join(format!("{node}-admin.conf")),
             super_admin: self.dir.path().join(format!("{node}-super-admin.conf")),
+            service_account: self.dir.path().join(format!("{node}-serviceaccount")),
         }
     }
 

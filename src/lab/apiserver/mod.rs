@@ -7,7 +7,8 @@
 //!
 //! - TLS with a throw-away CA; the serving certificate carries kubeadm's SANs (`kubernetes`,
 //!   `localhost`, 127.0.0.1, ::1) plus any the caller adds;
-//! - client-certificate authentication (CN = user, O = groups; no certificate → 401);
+//! - client-certificate authentication (CN = user, O = groups), and bearer tokens for
+//!   ServiceAccounts ([`ApiServer::add_token`]); neither, or an unknown token → 401;
 //! - RBAC replayed per subject and changeable at runtime (`system:masters` always allowed;
 //!   everyone else 403 with RBAC's exact message until [`ApiServer::grant`]);
 //! - get / create / update / delete / list / watch with a global revision as `resourceVersion`,
@@ -28,6 +29,7 @@ mod routes;
 mod serve;
 pub mod status;
 mod store;
+pub mod tokens;
 mod validate;
 mod watch;
 
@@ -153,6 +155,7 @@ pub async fn start(options: Options) -> Result<ApiServer, ApiServerError> {
     let shared = Arc::new(Shared {
         store: store::Store::new(options.history_limit),
         grants: access::Grants::default(),
+        tokens: tokens::Tokens::default(),
         outages: tokio::sync::watch::Sender::new(access::Outages::default()),
         shutdown: tokio::sync::watch::Sender::new(false),
         requests: Mutex::new(HashMap::new()),
@@ -258,6 +261,35 @@ impl ApiServer {
     /// Allows `subject` (a user or a group) to use Leases, like binding it to cluster-admin.
     pub fn grant(&self, subject: Subject) {
         self.shared.grants.grant(subject);
+    }
+
+    /// Accepts the bearer token `token` as `identity` (e.g. [`Identity::service_account`]), as
+    /// kube-apiserver accepts a ServiceAccount token. Authorization is as for any identity.
+    pub fn add_token(&self, token: &str, identity: Identity) {
+        self.shared.tokens.add(token, identity);
+    }
+
+    /// Stops accepting `token` (expired or invalidated): its next request is 401 Unauthorized.
+    pub fn remove_token(&self, token: &str) {
+        self.shared.tokens.remove(token);
+    }
+
+    /// How many requests presented `token` while it was accepted (which token a client uses).
+    pub fn token_requests(&self, token: &str) -> u64 {
+        self.shared.tokens.requests(token)
+    }
+
+    /// Writes a ServiceAccount directory as kubelet mounts it (`token`, `ca.crt` with this
+    /// endpoint's CA, `namespace`) and accepts `token` as the ServiceAccount `namespace`/`name`.
+    pub fn write_service_account_dir(
+        &self,
+        dir: &Path,
+        token: &str,
+        namespace: &str,
+        name: &str,
+    ) -> std::io::Result<()> {
+        self.add_token(token, Identity::service_account(namespace, name));
+        tokens::write_service_account_dir(dir, token, self.ca_pem(), namespace)
     }
 
     /// Takes a grant away; the next request from that subject is 403.

@@ -1,6 +1,6 @@
 //! Request routing: the URL layout, authentication and authorization checks, and the Lease verbs.
 //!
-//! The order of checks is kube-apiserver's: authentication (no certificate → 401), then
+//! The order of checks is kube-apiserver's: authentication (no certificate or token → 401), then
 //! authorization on the verb, namespace and URL name (→ 403 with RBAC's message), then decoding
 //! and validation (→ 400 / 422), then storage (→ 404 / 409).
 
@@ -114,7 +114,7 @@ fn parse_query(raw: Option<&str>) -> Result<Query, ApiError> {
     Ok(query)
 }
 
-/// Answers one request from `identity` (None = no client certificate).
+/// Answers one request from `identity` (None = neither a client certificate nor a token).
 pub async fn handle(
     shared: Arc<Shared>,
     identity: Option<Identity>,
@@ -250,6 +250,12 @@ fn lease_response(code: StatusCode, lease: &Lease) -> Response<Body> {
 /// because the connection is dropped first.
 pub fn unavailable() -> Response<Body> {
     error(status::unavailable())
+}
+
+/// 401 for a bearer token the endpoint does not know (before any routing, as kube-apiserver's
+/// authentication filter answers it).
+pub fn unauthorized() -> Response<Body> {
+    error(status::unauthorized())
 }
 
 fn error(api_error: ApiError) -> Response<Body> {

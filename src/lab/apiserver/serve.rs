@@ -1,9 +1,9 @@
 //! The transport: TLS with optional client certificates, HTTP/1.1 and HTTP/2, and outages.
 //!
-//! Authentication happens here, once per connection, from the verified peer certificate (as
-//! kube-apiserver's x509 authenticator does); every request on the connection carries that
-//! identity. Outages act here too, because a real outage is a transport event: the connection
-//! dies or goes silent, the client gets no HTTP answer.
+//! Authentication happens here: once per connection from the verified peer certificate (as
+//! kube-apiserver's x509 authenticator does), and per request from a bearer token when there is
+//! no certificate (see [`super::tokens`]). Outages act here too, because a real outage is a
+//! transport event: the connection dies or goes silent, the client gets no HTTP answer.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -24,6 +24,7 @@ use tokio_rustls::TlsAcceptor;
 use super::access::{Grants, OutageMode, Outages};
 use super::pki::{Identity, identity_of};
 use super::store::Store;
+use super::tokens::{Caller, Tokens};
 
 /// The response body type: whole JSON documents, or a watch stream.
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
@@ -44,6 +45,8 @@ pub struct Shared {
     pub store: Store,
     /// RBAC grants.
     pub grants: Grants,
+    /// Bearer tokens (ServiceAccount tokens) and the identities they stand for.
+    pub tokens: Tokens,
     /// Current outages; connections and watches subscribe to changes.
     pub outages: watch::Sender<Outages>,
     /// Becomes true once, on shutdown.
@@ -114,7 +117,7 @@ async fn connection(tcp: TcpStream, acceptor: TlsAcceptor, shared: Arc<Shared>) 
         }
         Err(_) => return,
     };
-    let identity: Option<Identity> = tls
+    let certificate: Option<Identity> = tls
         .get_ref()
         .1
         .peer_certificates()
@@ -122,16 +125,35 @@ async fn connection(tcp: TcpStream, acceptor: TlsAcceptor, shared: Arc<Shared>) 
         .and_then(identity_of);
     let mut outages = shared.outages.subscribe();
     let mut shutdown = shared.shutdown.subscribe();
-    if outages.borrow_and_update().mode_for(identity.as_ref()) == Some(OutageMode::Drop) {
+    if outages.borrow_and_update().mode_for(certificate.as_ref()) == Some(OutageMode::Drop) {
         return;
     }
+    // Token identities are only known per request: the ones seen on this connection, so that a
+    // `Drop` outage for them drops the connection as it does for a certificate identity.
+    let (seen_tx, mut seen) = watch::channel(Vec::<Identity>::new());
     let service = {
         let shared = shared.clone();
-        let identity = identity.clone();
+        let certificate = certificate.clone();
         hyper::service::service_fn(move |request: Request<Incoming>| {
             let shared = shared.clone();
-            let identity = identity.clone();
+            let caller = shared
+                .tokens
+                .authenticate(certificate.as_ref(), request.headers());
+            if let Caller::Authenticated {
+                identity,
+                by_token: true,
+            } = &caller
+            {
+                seen_tx.send_if_modified(|seen| {
+                    let new = !seen.contains(identity);
+                    if new {
+                        seen.push(identity.clone());
+                    }
+                    new
+                });
+            }
             async move {
+                let identity = caller.identity().cloned();
                 if !shared.pass_outage(identity.as_ref()).await {
                     // The connection is being dropped (outage or shutdown) and the connection
                     // task's biased select makes sure this answer never reaches the client;
@@ -139,13 +161,34 @@ async fn connection(tcp: TcpStream, acceptor: TlsAcceptor, shared: Arc<Shared>) 
                     return Ok(super::routes::unavailable());
                 }
                 shared.count(identity.as_ref());
+                if caller == Caller::BadToken {
+                    return Ok(super::routes::unauthorized());
+                }
                 Ok::<_, Infallible>(super::routes::handle(shared, identity, request).await)
             }
         })
     };
     let builder = auto::Builder::new(TokioExecutor::new());
     let serving = builder.serve_connection(TokioIo::new(tls), service);
-    let dropped = outages.wait_for(|o| o.mode_for(identity.as_ref()) == Some(OutageMode::Drop));
+    let dropped = async {
+        loop {
+            let drop_now = {
+                let outages = outages.borrow_and_update();
+                let seen = seen.borrow_and_update();
+                std::iter::once(certificate.as_ref())
+                    .chain(seen.iter().map(Some))
+                    .any(|id| outages.mode_for(id) == Some(OutageMode::Drop))
+            };
+            if drop_now {
+                return;
+            }
+            tokio::select! {
+                changed = outages.changed() => if changed.is_err() { return },
+                // The service (and its sender) lives as long as the connection.
+                changed = seen.changed() => if changed.is_err() { std::future::pending::<()>().await },
+            }
+        }
+    };
     tokio::select! {
         // Dropping must win over a response that became ready at the same moment.
         biased;

@@ -210,6 +210,7 @@ fn help_explains_every_option_with_default_and_variable() {
         "[env: k8s_config_file=]",
         "[env: vip_arpRate=]",
         "--super-admin-kubeconfig",
+        "--service-account-dir",
         "--prometheusHTTPServer",
         "[default: :2112]",
     ] {

@@ -20,7 +20,6 @@ use crate::credentials::{ApiEndpoint, KubeconfigPaths, Ladder};
 use crate::election::{self, ElectorConfig, Timings};
 use crate::observability::{self, Health, Metrics};
 
-
 /// Runs the daemon until SIGTERM or SIGINT, then removes the VIP, releases the Lease and returns.
 pub fn main(config: Config) -> anyhow::Result<()> {
     observability::init_logging(&config.log);

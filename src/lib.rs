@@ -24,7 +24,8 @@
 //!
 //! - [`manifest`]: the static Pod, DaemonSet and RBAC manifests, built from k8s-openapi types.
 //! - [`observability`]: logging, Prometheus metrics, `/healthz` and `/readyz`.
-//! - [`lab`]: the in-repo Lease endpoint that tests and `kvip lab` use instead of a cluster.
+//! - [`lab`]: a cluster-free world for tests and `kvip lab`: the in-repo Lease endpoint, throw-away
+//!   network namespaces, and a whole control plane of kvip processes on one bridge.
 
 pub mod address;
 pub mod announce;

@@ -1,5 +1,6 @@
 //! A cluster-free world for tests and `kvip lab`: an HTTP/TLS Lease endpoint that behaves like
-//! kube-apiserver where kvip depends on it, and throw-away network namespaces.
+//! kube-apiserver where kvip depends on it ([`apiserver`]), throw-away network namespaces
+//! ([`netns`]), and a control plane of real kvip processes built from both ([`cluster`]).
 
 pub mod apiserver;
 pub mod cluster;

@@ -362,6 +362,21 @@ impl Cluster {
         bail!("{} did not exit within {timeout:?}", self.nodes[i].name)
     }
 
+    /// The last `lines` lines of every node's log: what explains a failure, printed before the
+    /// directory is deleted with the cluster.
+    pub fn log_tails(&self, lines: usize) -> String {
+        let mut out = String::new();
+        for node in &self.nodes {
+            let log = std::fs::read_to_string(&node.log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(lines).collect();
+            out.push_str(&format!("--- {} ({}):\n", node.name, node.log.display()));
+            tail.iter()
+                .rev()
+                .for_each(|line| out.push_str(&format!("{line}\n")));
+        }
+        out
+    }
+
     /// The directory with logs and kubeconfigs.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -389,12 +404,7 @@ impl Drop for Cluster {
         self.server.shutdown();
         if std::thread::panicking() {
             // A failing test is explained by what the nodes logged.
-            for node in &self.nodes {
-                let log = std::fs::read_to_string(&node.log).unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(40).collect();
-                eprintln!("--- {} ({}):", node.name, node.log.display());
-                tail.iter().rev().for_each(|line| eprintln!("{line}"));
-            }
+            eprint!("{}", self.log_tails(40));
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }

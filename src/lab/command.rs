@@ -67,6 +67,7 @@ pub fn run(args: &LabArgs) -> Result<()> {
         };
         say(format!("\n=== {}", daemon.label(&timings)));
         let mut lab = Lab::build(&options)?;
+        // The directory goes with the lab: a failure says what the nodes logged instead.
         introduce(&lab, &say)?;
         for &scenario in &scenarios {
             if !daemon.supports(scenario) {
@@ -78,7 +79,9 @@ pub fn run(args: &LabArgs) -> Result<()> {
             }
             let mut rounds = Vec::new();
             for n in 1..=args.rounds {
-                let round = lab.round(scenario)?;
+                let round = lab
+                    .round(scenario)
+                    .inspect_err(|_| eprint!("{}", lab.cluster.log_tails(15)))?;
                 narrate(&round, n, args.rounds, &say);
                 rounds.push(round);
             }

@@ -215,7 +215,7 @@ impl Lab {
         // Watch on: the old holder may come back (healed link or API) still holding the VIP.
         let watch = match self.daemon {
             Daemon::Kvip => Duration::from_secs(1),
-            Daemon::Keepalived(advert) => (advert * 4).max(Duration::from_secs(1)),
+            Daemon::Keepalived(advert) => (advert * 2).max(Duration::from_secs(1)),
         };
         self.sleep(watch)?;
         let end = Instant::now();

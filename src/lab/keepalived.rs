@@ -53,6 +53,11 @@ pub fn start(cluster: &mut Cluster, i: usize, advert: Duration) -> Result<()> {
         .chain(["--no-syslog"])
         .map(OsString::from)
         .collect();
+    // A killed keepalived leaves its pid files behind, and its VRRP child may linger as a
+    // zombie that makes keepalived believe it is "already running": the files are the lab's own.
+    for suffix in [".pid", "-vrrp.pid", "-checkers.pid"] {
+        let _ = std::fs::remove_file(file(suffix));
+    }
     for (flag, path) in [
         ("--use-file", conf),
         ("--pid", file(".pid")),

@@ -208,13 +208,13 @@ pub struct VipArgs {
     /// Namespace of the Lease [default: kube-system].
     #[arg(short = 'n', long = "namespace", env = "cp_namespace")]
     pub namespace: Option<String>,
-    /// How long a Lease stays valid without renewal; seconds, or a duration like 1500ms [default: 15].
+    /// How long a Lease stays valid without renewal; seconds, or a duration like 1500ms [default: 5].
     #[arg(long = "leaseDuration", env = "vip_leaseduration")]
     pub lease_duration: Option<String>,
-    /// How long the leader keeps trying to renew before it steps down [default: 10].
+    /// How long the leader keeps trying to renew before it steps down [default: 3].
     #[arg(long = "leaseRenewDuration", env = "vip_renewdeadline")]
     pub renew_deadline: Option<String>,
-    /// How often the leader renews and candidates retry [default: 2].
+    /// How often the leader renews and candidates retry [default: 1].
     #[arg(long = "leaseRetry", env = "vip_retryperiod")]
     pub retry_period: Option<String>,
     /// Annotations for the Lease, as a JSON object of strings.

@@ -3,12 +3,13 @@
 //!
 //! Pure functions over the probe's [`Sighting`]s, so the verdict is unit-tested without a kernel.
 //!
-//! **Split brain**, as a client experiences it: after the new holder has answered once, any
-//! further claim or answer from another MAC. The old holder answering *before* the new one is
-//! not split brain (the VIP simply has not moved yet); a node that keeps the address after its
-//! daemon died and keeps answering "who has the VIP?" is (keepalived after SIGKILL). A window
-//! opens at the new holder's last sighting before the foreign one (from then on both answered)
-//! and closes when the new holder has answered alone for [`CLOSE_AFTER`].
+//! **Split brain**, as a client experiences it: two MACs answering for the VIP *at the same
+//! time*. Each MAC is "answering" over the intervals its sightings cover, sightings less than
+//! [`JOIN_GAP`] apart joining into one interval (the probe asks every 50 ms, so a node that keeps
+//! the VIP answers continuously); a split-brain window is where two MACs' intervals overlap. A
+//! clean handover (the old holder's last answer before the new holder's first) has none; a node
+//! that keeps the address after its daemon died has one until someone removes it (keepalived
+//! after SIGKILL); two VRRP masters after a partition heals have one until one yields.
 
 use std::time::{Duration, Instant};
 
@@ -17,19 +18,19 @@ use serde::Serialize;
 
 use super::probe::{Seen, Sighting};
 
-/// How long only the new holder must answer before a split-brain window counts as closed:
-/// several of the probe's questions ([`super::probe::ASK_EVERY`]) without a second answer.
-pub const CLOSE_AFTER: Duration = Duration::from_millis(250);
+/// Sightings of one MAC closer than this are one answering interval: several of the probe's
+/// questions ([`super::probe::ASK_EVERY`]).
+pub const JOIN_GAP: Duration = Duration::from_millis(250);
 
 /// A period in which two MACs answered for the VIP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
     /// From when both answered.
     pub start: Instant,
-    /// The last answer from the other MAC.
+    /// Until when both answered.
     pub end: Instant,
-    /// The MAC that answered besides the new holder.
-    pub other: MacAddr,
+    /// The two MACs (the first pair found, if more overlapped).
+    pub macs: (MacAddr, MacAddr),
 }
 
 impl Window {
@@ -61,37 +62,46 @@ pub fn analyse(fault: Instant, end: Instant, new: MacAddr, sightings: &[Sighting
         .collect();
     seen.sort_by_key(|s| s.at);
     let mut view = ClientView::default();
-    let mut last_new: Option<Instant> = None;
-    let mut open: Option<Window> = None;
-    for s in seen {
-        if s.mac == new {
-            match s.seen {
-                Seen::Garp => {
-                    view.first_garp.get_or_insert(s.at);
-                }
-                Seen::EchoReply => {
-                    view.first_reply.get_or_insert(s.at);
-                }
-                Seen::ArpReply => {}
-            }
-            if let Some(window) = open.filter(|w| s.at - w.end > CLOSE_AFTER) {
-                view.split_brain.push(window);
-                open = None;
-            }
-            last_new = Some(s.at);
-        } else if let Some(since) = last_new {
-            let window = open.get_or_insert(Window {
-                start: since,
-                end: s.at,
-                other: s.mac,
-            });
-            window.end = s.at;
+    for s in seen.iter().filter(|s| s.mac == new) {
+        match s.seen {
+            Seen::Garp => view.first_garp = view.first_garp.or(Some(s.at)),
+            Seen::EchoReply => view.first_reply = view.first_reply.or(Some(s.at)),
+            Seen::ArpReply => {}
         }
     }
-    if let Some(window) = open {
-        view.still_split = end.saturating_duration_since(window.end) <= CLOSE_AFTER;
-        view.split_brain.push(window);
+    // Each MAC's answering intervals.
+    let mut intervals: Vec<(MacAddr, Instant, Instant)> = Vec::new();
+    for s in &seen {
+        match intervals.iter_mut().rev().find(|(mac, _, _)| *mac == s.mac) {
+            Some(last) if s.at - last.2 <= JOIN_GAP => last.2 = s.at,
+            _ => intervals.push((s.mac, s.at, s.at)),
+        }
     }
+    // Overlaps between different MACs, merged into windows.
+    let mut overlaps: Vec<Window> = Vec::new();
+    for (i, a) in intervals.iter().enumerate() {
+        for b in intervals.iter().skip(i + 1).filter(|b| b.0 != a.0) {
+            let (start, stop) = (a.1.max(b.1), a.2.min(b.2));
+            if start <= stop {
+                overlaps.push(Window {
+                    start,
+                    end: stop,
+                    macs: (a.0, b.0),
+                });
+            }
+        }
+    }
+    overlaps.sort_by_key(|w| w.start);
+    for w in overlaps {
+        match view.split_brain.last_mut() {
+            Some(last) if w.start <= last.end => last.end = last.end.max(w.end),
+            _ => view.split_brain.push(w),
+        }
+    }
+    view.still_split = view
+        .split_brain
+        .last()
+        .is_some_and(|w| end.saturating_duration_since(w.end) <= JOIN_GAP);
     view
 }
 
@@ -183,8 +193,21 @@ mod tests {
         let view = analyse(t0, t0 + Duration::from_secs(1), NEW, &s);
         assert_eq!(view.split_brain.len(), 1);
         let w = view.split_brain[0];
-        assert_eq!((w.length(), w.other), (Duration::from_millis(51), OLD));
+        assert_eq!(w.length(), Duration::from_millis(49));
         assert!(!view.still_split);
+    }
+
+    #[test]
+    fn two_masters_until_the_old_one_wins_back_is_one_closed_window() {
+        let t0 = Instant::now();
+        let mut s = vec![at(t0, 40, NEW, Seen::Garp)];
+        s.extend((1..=10).map(|i| at(t0, 50 * i, NEW, Seen::ArpReply)));
+        // The healed old master answers from 300 ms on; the new one yields at 500 ms.
+        s.extend((6..=19).map(|i| at(t0, 50 * i + 1, OLD, Seen::ArpReply)));
+        let view = analyse(t0, t0 + Duration::from_secs(1), NEW, &s);
+        assert_eq!(view.split_brain.len(), 1);
+        assert_eq!(view.split_brain[0].length(), Duration::from_millis(199));
+        assert!(!view.still_split, "{view:?}");
     }
 
     #[test]

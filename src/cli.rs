@@ -41,6 +41,10 @@ pub enum Command {
     /// Send one burst of gratuitous ARP (IPv4) or unsolicited NA (IPv6) for an address, like
     /// `arping -U`, without adding it anywhere.
     Announce(AnnounceArgs),
+    /// Watch failovers on this machine: N nodes and a client in throw-away network namespaces,
+    /// a Lease endpoint, one real `kvip run` per node, faults injected, timelines printed.
+    /// Needs root.
+    Lab(LabArgs),
     /// Print the version.
     Version,
 }
@@ -119,6 +123,55 @@ pub struct AnnounceArgs {
     pub interval: std::time::Duration,
 }
 
+/// Options of `kvip lab`. The timings default to short lab values so a round takes seconds;
+/// they take the same spelling as `kvip run`'s.
+#[derive(Debug, Args)]
+pub struct LabArgs {
+    /// How many control-plane nodes.
+    #[arg(long, default_value_t = 3)]
+    pub nodes: usize,
+    /// Which fault to inject into the holder.
+    #[arg(long, value_enum, default_value = "all")]
+    pub scenario: LabScenario,
+    /// How many rounds of each scenario.
+    #[arg(long, default_value_t = 1)]
+    pub rounds: usize,
+    /// Lease duration for every node (whole seconds, at least 3).
+    #[arg(long = "leaseDuration", default_value = "3")]
+    pub lease_duration: String,
+    /// Renew deadline for every node.
+    #[arg(long = "leaseRenewDuration", default_value = "2")]
+    pub renew_deadline: String,
+    /// Retry period for every node.
+    #[arg(long = "leaseRetry", default_value = "500ms")]
+    pub retry_period: String,
+    /// Gratuitous ARP refresh interval while leading, in milliseconds.
+    #[arg(long = "arp-rate", default_value_t = 500)]
+    pub arp_rate: u32,
+    /// Also run every scenario with keepalived's VRRP (advert_int 1 s and 10 ms) in the same
+    /// topology, for comparison (needs the keepalived package).
+    #[arg(long)]
+    pub keepalived: bool,
+    /// Print the results as JSON on stdout (the narration goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The faults `kvip lab` can inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LabScenario {
+    /// SIGTERM the holder (planned restart).
+    Planned,
+    /// SIGKILL the holder (crash).
+    Crash,
+    /// Unplug the holder from the switch.
+    Partition,
+    /// The holder's API requests hang.
+    ApiOutage,
+    /// All four, one after the other.
+    All,
+}
+
 /// The VIP, its interface and its election: kube-vip's options for control-plane ARP mode.
 #[derive(Debug, Args, Clone, Default)]
 pub struct VipArgs {
@@ -155,13 +208,13 @@ pub struct VipArgs {
     /// Namespace of the Lease [default: kube-system].
     #[arg(short = 'n', long = "namespace", env = "cp_namespace")]
     pub namespace: Option<String>,
-    /// How long a Lease stays valid without renewal; seconds, or a duration like 1500ms [default: 15].
+    /// How long a Lease stays valid without renewal; seconds, or a duration like 1500ms [default: 5].
     #[arg(long = "leaseDuration", env = "vip_leaseduration")]
     pub lease_duration: Option<String>,
-    /// How long the leader keeps trying to renew before it steps down [default: 10].
+    /// How long the leader keeps trying to renew before it steps down [default: 3].
     #[arg(long = "leaseRenewDuration", env = "vip_renewdeadline")]
     pub renew_deadline: Option<String>,
-    /// How often the leader renews and candidates retry [default: 2].
+    /// How often the leader renews and candidates retry [default: 1].
     #[arg(long = "leaseRetry", env = "vip_retryperiod")]
     pub retry_period: Option<String>,
     /// Annotations for the Lease, as a JSON object of strings.

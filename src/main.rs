@@ -31,6 +31,7 @@ fn main() -> ExitCode {
                 Ok(config) => kvip::daemon::main(config),
             }
         }
+        Command::Lab(args) => kvip::lab::command::run(&args),
         Command::Announce(args) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

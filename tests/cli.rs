@@ -36,7 +36,7 @@ fn stderr(out: &Output) -> String {
 fn flag_beats_environment_beats_default() {
     let base = [("address", "10.0.0.5"), ("vip_nodename", "cp-1")];
     let defaults = dry_run(&[], &base);
-    assert_eq!(defaults["lease"]["duration"], "15s");
+    assert_eq!(defaults["lease"]["duration"], "5s");
     assert_eq!(defaults["lease"]["name"], "plndr-cp-lock");
     assert_eq!(defaults["port"], 6443);
 
@@ -109,7 +109,7 @@ fn go_booleans_and_empty_variables_behave_like_kube_vip() {
     assert_eq!(config["allow_interface_not_up"], true);
     let config = dry_run(&[], &[base[0], base[1], ("vip_leaseduration", "")]);
     assert_eq!(
-        config["lease"]["duration"], "15s",
+        config["lease"]["duration"], "5s",
         "an empty variable is ignored, as kube-vip does"
     );
     let out = kvip(
@@ -148,7 +148,7 @@ fn bad_input_exits_non_zero_with_one_message_naming_the_option() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
         err.starts_with(
-            "kvip: --leaseRenewDuration/vip_renewdeadline (10s) must be greater than 1.2 x"
+            "kvip: --leaseRenewDuration/vip_renewdeadline (3s) must be greater than 1.2 x"
         ),
         "{err}"
     );
@@ -205,7 +205,7 @@ fn help_explains_every_option_with_default_and_variable() {
         "How long a Lease stays valid",
         "--leaseDuration",
         "[env: vip_leaseduration=]",
-        "[default: 15]",
+        "[default: 5]",
         "--k8sConfigPath",
         "[env: k8s_config_file=]",
         "[env: vip_arpRate=]",

@@ -351,7 +351,8 @@ fn invalid_options_produce_no_manifest() {
         "--address",
         "10.0.0.5",
         "--leaseDuration",
-        "10",
+        // Not above the default renew deadline (3 s).
+        "3",
     ])
     .unwrap();
     let cli::Command::Manifest(ManifestCommand::Pod(args)) = cli.command else {

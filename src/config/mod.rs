@@ -486,7 +486,7 @@ fn lease_settings(vip: &VipArgs) -> Result<LeaseSettings, ConfigError> {
             other => other.to_string(),
         };
         return Err(ConfigError::Other(format!(
-            "{why} (client-go's rule; kube-vip's defaults are 15/10/2)"
+            "{why} (client-go's rule; kvip's defaults are 5/3/1, kube-vip's 15/10/2)"
         )));
     }
     let annotations = match vip.lease_annotations.as_deref().map(str::trim) {

@@ -55,10 +55,11 @@ fn defaults_match_kube_vip() {
             c.lease.renew_deadline,
             c.lease.retry_period
         ),
+        // kvip's own timings (benchmarked; see election::Timings::default), not kube-vip's.
         (
-            Duration::from_secs(15),
-            Duration::from_secs(10),
-            Duration::from_secs(2)
+            Duration::from_secs(5),
+            Duration::from_secs(3),
+            Duration::from_secs(1)
         )
     );
     assert_eq!(c.arp_rate, Duration::from_millis(3000));

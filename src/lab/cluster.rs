@@ -30,8 +30,9 @@ pub struct ClusterOptions {
     /// The first three octets of the segment's /24, e.g. `[10, 240, 0]`: addresses exist only
     /// inside this cluster's namespaces.
     pub subnet: [u8; 3],
-    /// Lease duration, renew deadline and retry period passed to every node.
-    pub timings: [&'static str; 3],
+    /// Lease duration, renew deadline and retry period passed to every node, as on kvip's
+    /// command line (`3`, `2`, `500ms`).
+    pub timings: [String; 3],
     /// `vip_arpRate` in milliseconds.
     pub arp_rate_ms: u32,
     /// Grant admin.conf's group from the start (false replays the kubeadm >= 1.29 bootstrap).
@@ -45,7 +46,7 @@ impl ClusterOptions {
             nodes: 3,
             kvip: kvip.into(),
             subnet: [10, 240, 0],
-            timings: ["3", "2", "500ms"],
+            timings: ["3", "2", "500ms"].map(String::from),
             arp_rate_ms: 500,
             admin_granted: true,
         }
@@ -65,6 +66,8 @@ pub struct Node {
     pub addr: Ipv4Addr,
     /// Where its kvip writes its log.
     pub log: PathBuf,
+    /// Its port on the bridge (in the switch namespace): unplugging it partitions the node.
+    port: String,
     process: Option<Child>,
 }
 
@@ -84,7 +87,7 @@ pub struct Cluster {
     // Declared last so the namespaces outlive the processes and the server's runtime.
     runtime: tokio::runtime::Runtime,
     _api: NetNs,
-    _switch: NetNs,
+    switch: NetNs,
 }
 
 impl Cluster {
@@ -95,12 +98,12 @@ impl Cluster {
         let host = |d: u8| Ipv4Addr::new(a, b, c, d);
         let switch = NetNs::new()?;
         let mut ports = Vec::new();
-        let mut attach = |ns: &NetNs, addr: Ipv4Addr| -> Result<()> {
+        let mut attach = |ns: &NetNs, addr: Ipv4Addr| -> Result<String> {
             let port = format!("p{}", ports.len());
             netns::veth(ns, "eth0", &switch, &port)?;
             ns.ip(&["addr", "add", &format!("{addr}/24"), "dev", "eth0"])?;
-            ports.push(port);
-            Ok(())
+            ports.push(port.clone());
+            Ok(port)
         };
         let api = NetNs::new()?;
         let api_addr = host(100);
@@ -113,7 +116,7 @@ impl Cluster {
         for i in 1..=options.nodes {
             let ns = NetNs::new()?;
             let addr = host(10 + u8::try_from(i).context("too many nodes")?);
-            attach(&ns, addr)?;
+            let port = attach(&ns, addr)?;
             let mac = ns.mac("eth0")?;
             let name = format!("cp-{i}");
             let log = dir.join(format!("{name}.log"));
@@ -123,6 +126,7 @@ impl Cluster {
                 mac,
                 addr,
                 log,
+                port,
                 process: None,
             });
         }
@@ -165,7 +169,7 @@ impl Cluster {
             api_url,
             runtime,
             _api: api,
-            _switch: switch,
+            switch,
         })
     }
 
@@ -182,49 +186,74 @@ impl Cluster {
 
     /// Starts `kvip run` on node `i` (again, after it was stopped).
     pub fn start_node(&mut self, i: usize) -> Result<()> {
-        let [lease, renew, retry] = self.options.timings;
+        let [lease, renew, retry] = &self.options.timings;
+        let node = &self.nodes[i];
+        let kubeconfig = |kind: &str| self.dir.join(format!("{}-{kind}.conf", node.name));
+        let mut args: Vec<std::ffi::OsString> = Vec::new();
+        let mut push = |items: &[&str]| args.extend(items.iter().map(Into::into));
+        push(&[
+            "run",
+            "--interface",
+            "eth0",
+            "--address",
+            &self.vip.to_string(),
+        ]);
+        push(&["--nodeName", &node.name, "--kubernetes-addr", &self.api_url]);
+        push(&["--leaseDuration", lease, "--leaseRenewDuration", renew]);
+        push(&["--leaseRetry", retry]);
+        push(&["--arp-rate", &self.options.arp_rate_ms.to_string()]);
+        push(&["--prometheusHTTPServer", "", "--log-format", "json"]);
+        args.push("--k8sConfigPath".into());
+        args.push(kubeconfig("admin").into());
+        args.push("--super-admin-kubeconfig".into());
+        args.push(kubeconfig("super-admin").into());
+        // Static pods have no ServiceAccount token; never pick up the host's (CI in a pod).
+        args.push("--service-account-dir".into());
+        args.push(self.dir.join(format!("{}-serviceaccount", node.name)).into());
+        let kvip = self.options.kvip.clone();
+        self.spawn_in_node(i, kvip.as_os_str(), &args)
+    }
+
+    /// Starts any program in node `i`'s namespace as that node's process (kvip, or a peer such as
+    /// keepalived), logging to the node's log file. The process leads its own process group (so
+    /// [`Cluster::kill_group`] reaches its children too) and gets SIGKILL if the thread that
+    /// started it dies, so a killed lab leaves no daemon behind.
+    pub fn spawn_in_node(
+        &mut self,
+        i: usize,
+        program: &std::ffi::OsStr,
+        args: &[std::ffi::OsString],
+    ) -> Result<()> {
+        use std::os::unix::process::CommandExt;
         let node = &mut self.nodes[i];
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&node.log)
             .with_context(|| format!("opening {}", node.log.display()))?;
-        let kubeconfig = |kind: &str| self.dir.join(format!("{}-{kind}.conf", node.name));
-        let child = Command::new("ip")
+        let mut command = Command::new("ip");
+        command
             .args(["netns", "exec", node.ns.name()])
-            .arg(&self.options.kvip)
-            .args([
-                "run",
-                "--interface",
-                "eth0",
-                "--address",
-                &self.vip.to_string(),
-            ])
-            .args(["--nodeName", &node.name, "--kubernetes-addr", &self.api_url])
-            .arg("--k8sConfigPath")
-            .arg(kubeconfig("admin"))
-            .arg("--super-admin-kubeconfig")
-            .arg(kubeconfig("super-admin"))
-            // Static pods have no ServiceAccount token; never pick up the host's (CI in a pod).
-            .arg("--service-account-dir")
-            .arg(self.dir.join(format!("{}-serviceaccount", node.name)))
-            .args([
-                "--leaseDuration",
-                lease,
-                "--leaseRenewDuration",
-                renew,
-                "--leaseRetry",
-                retry,
-            ])
-            .args(["--arp-rate", &self.options.arp_rate_ms.to_string()])
-            .args(["--prometheusHTTPServer", "", "--log-format", "json"])
+            .arg(program)
+            .args(args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
+            .process_group(0);
+        // SAFETY: prctl is async-signal-safe and touches only the child's own state.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command
             .spawn()
-            .with_context(|| format!("starting {}", self.options.kvip.display()))?;
+            .with_context(|| format!("starting {}", program.to_string_lossy()))?;
         node.process = Some(child);
         Ok(())
     }
@@ -280,6 +309,45 @@ impl Cluster {
         Ok(())
     }
 
+    /// Sends `signal` to node `i`'s whole process group: a crash of a daemon that forks (like
+    /// keepalived's VRRP child) must take every process down at once.
+    pub fn kill_group(&self, i: usize, signal: i32) -> Result<()> {
+        let child = self.nodes[i]
+            .process
+            .as_ref()
+            .context("node is not running")?;
+        let pid = i32::try_from(child.id()).context("pid out of range")?;
+        // SAFETY: killpg(2) on the process group our own child leads.
+        if unsafe { libc::killpg(pid, signal) } != 0 {
+            return Err(std::io::Error::last_os_error()).context("killpg");
+        }
+        Ok(())
+    }
+
+    /// Unplugs (`cut`) or re-plugs node `i`'s port on the bridge. The node's own link stays up
+    /// with carrier, as when a switch or a cable further away fails: the node can no longer
+    /// reach the API, its peers or the client, and nothing tells it so.
+    pub fn partition(&self, i: usize, cut: bool) -> Result<()> {
+        let port = &self.nodes[i].port;
+        if cut {
+            self.switch.ip(&["link", "set", port, "nomaster"])?;
+        } else {
+            self.switch.ip(&["link", "set", port, "master", "br0"])?;
+            self.switch.ip(&["link", "set", port, "up"])?;
+        }
+        Ok(())
+    }
+
+    /// Whether node `i` has a process that has not been reaped yet.
+    pub fn is_running(&self, i: usize) -> bool {
+        self.nodes[i].process.is_some()
+    }
+
+    /// The options the cluster was built with.
+    pub fn options(&self) -> &ClusterOptions {
+        &self.options
+    }
+
     /// Waits for node `i`'s kvip to exit.
     pub fn wait_exit(&mut self, i: usize, timeout: Duration) -> Result<ExitStatus> {
         let deadline = Instant::now() + timeout;
@@ -297,6 +365,21 @@ impl Cluster {
         bail!("{} did not exit within {timeout:?}", self.nodes[i].name)
     }
 
+    /// The last `lines` lines of every node's log: what explains a failure, printed before the
+    /// directory is deleted with the cluster.
+    pub fn log_tails(&self, lines: usize) -> String {
+        let mut out = String::new();
+        for node in &self.nodes {
+            let log = std::fs::read_to_string(&node.log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(lines).collect();
+            out.push_str(&format!("--- {} ({}):\n", node.name, node.log.display()));
+            tail.iter()
+                .rev()
+                .for_each(|line| out.push_str(&format!("{line}\n")));
+        }
+        out
+    }
+
     /// The directory with logs and kubeconfigs.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -312,6 +395,11 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         for node in &mut self.nodes {
             if let Some(mut child) = node.process.take() {
+                // The whole group: a peer daemon's children must not outlive the namespace.
+                if let Ok(pid) = i32::try_from(child.id()) {
+                    // SAFETY: killpg(2) on the process group our own child leads.
+                    unsafe { libc::killpg(pid, libc::SIGKILL) };
+                }
                 let _ = child.kill();
                 let _ = child.wait();
             }
@@ -319,12 +407,7 @@ impl Drop for Cluster {
         self.server.shutdown();
         if std::thread::panicking() {
             // A failing test is explained by what the nodes logged.
-            for node in &self.nodes {
-                let log = std::fs::read_to_string(&node.log).unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(40).collect();
-                eprintln!("--- {} ({}):", node.name, node.log.display());
-                tail.iter().rev().for_each(|line| eprintln!("{line}"));
-            }
+            eprint!("{}", self.log_tails(40));
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }

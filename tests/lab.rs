@@ -53,3 +53,51 @@ fn impossible_timings_are_refused_before_anything_is_built() {
     assert!(stderr.contains("--leaseDuration 2"), "{stderr}");
     assert!(stderr.contains("at least 3s"), "{stderr}");
 }
+
+/// The split-brain verdict above would pass vacuously if the detector saw nothing. keepalived's
+/// killed master keeps the VIP on its interface and keeps answering ARP, a real split brain in
+/// the same topology: the lab must catch it, and still find none for kvip.
+#[test]
+fn the_lab_catches_keepalived_split_brain_after_a_crash_and_none_for_kvip() {
+    let output = Command::new(env!("CARGO_BIN_EXE_kvip"))
+        .args([
+            "lab",
+            "--keepalived",
+            "--scenario",
+            "crash",
+            "--rounds",
+            "1",
+            "--json",
+        ])
+        .output()
+        .expect(
+            "kvip lab runs (keepalived is installed by scripts/test: apt-get install keepalived)",
+        );
+    let narration = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "kvip lab failed:\n{narration}");
+    let reports: Vec<Value> = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
+    let daemons: Vec<&str> = reports
+        .iter()
+        .map(|r| r["daemon"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        daemons.len(),
+        3,
+        "kvip and keepalived at two advert intervals: {daemons:?}"
+    );
+    for report in &reports {
+        let daemon = report["daemon"].as_str().unwrap();
+        if daemon.starts_with("kvip") {
+            assert_eq!(report["split_brain_windows"], 0, "{daemon}: {narration}");
+        } else {
+            assert!(
+                report["split_brain_windows"].as_u64().unwrap() >= 1,
+                "{daemon}: {narration}"
+            );
+            assert_eq!(
+                report["still_split_rounds"], 1,
+                "{daemon}: the dead master still answers"
+            );
+        }
+    }
+}

@@ -209,7 +209,11 @@ impl Cluster {
         args.push(kubeconfig("super-admin").into());
         // Static pods have no ServiceAccount token; never pick up the host's (CI in a pod).
         args.push("--service-account-dir".into());
-        args.push(self.dir.join(format!("{}-serviceaccount", node.name)).into());
+        args.push(
+            self.dir
+                .join(format!("{}-serviceaccount", node.name))
+                .into(),
+        );
         let kvip = self.options.kvip.clone();
         self.spawn_in_node(i, kvip.as_os_str(), &args)
     }

@@ -10,6 +10,14 @@ use common::{HOLDER_IF, Lab, PATIENCE, PEER_IF, addresses, is_arp_for, is_neighb
 
 const KVIP: &str = env!("CARGO_BIN_EXE_kvip");
 
+/// Runs `kvip announce <args>` inside the holder's namespace.
+fn announce(lab: &Lab, args: &[&str]) -> Output {
+    let argv: Vec<&str> = std::iter::once("announce")
+        .chain(args.iter().copied())
+        .collect();
+    lab.holder.exec(KVIP, &argv).unwrap()
+}
+
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -19,23 +27,19 @@ fn announce_sends_count_rounds_of_both_arp_forms_without_adding_the_address() {
     let lab = Lab::new();
     let mut capture = lab.peer.capture(PEER_IF).unwrap();
 
-    let output = lab
-        .holder
-        .exec(
-            KVIP,
-            &[
-                "announce",
-                "--interface",
-                HOLDER_IF,
-                "--address",
-                "192.0.2.100",
-                "--count",
-                "2",
-                "--interval",
-                "10ms",
-            ],
-        )
-        .unwrap();
+    let output = announce(
+        &lab,
+        &[
+            "--interface",
+            HOLDER_IF,
+            "--address",
+            "192.0.2.100",
+            "--count",
+            "2",
+            "--interval",
+            "10ms",
+        ],
+    );
 
     assert!(output.status.success(), "{}", stderr(&output));
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -62,21 +66,17 @@ fn announce_sends_count_rounds_of_both_arp_forms_without_adding_the_address() {
 fn announce_sends_neighbour_advert_for_ipv6() {
     let lab = Lab::new();
     let mut capture = lab.peer.capture(PEER_IF).unwrap();
-    let output = lab
-        .holder
-        .exec(
-            KVIP,
-            &[
-                "announce",
-                "--interface",
-                HOLDER_IF,
-                "--address",
-                "2001:db8::100",
-                "--count",
-                "1",
-            ],
-        )
-        .unwrap();
+    let output = announce(
+        &lab,
+        &[
+            "--interface",
+            HOLDER_IF,
+            "--address",
+            "2001:db8::100",
+            "--count",
+            "1",
+        ],
+    );
     assert!(output.status.success(), "{}", stderr(&output));
     capture
         .next_matching(PATIENCE, is_neighbour_advert)
@@ -86,13 +86,7 @@ fn announce_sends_neighbour_advert_for_ipv6() {
 #[test]
 fn announce_rejects_an_address_that_is_not_one() {
     let lab = Lab::new();
-    let output = lab
-        .holder
-        .exec(
-            KVIP,
-            &["announce", "--interface", HOLDER_IF, "--address", "192.0.2"],
-        )
-        .unwrap();
+    let output = announce(&lab, &["--interface", HOLDER_IF, "--address", "192.0.2"]);
     assert!(!output.status.success());
     let message = stderr(&output);
     assert!(
@@ -104,19 +98,7 @@ fn announce_rejects_an_address_that_is_not_one() {
 #[test]
 fn announce_names_a_missing_interface() {
     let lab = Lab::new();
-    let output = lab
-        .holder
-        .exec(
-            KVIP,
-            &[
-                "announce",
-                "--interface",
-                "eth9",
-                "--address",
-                "192.0.2.100",
-            ],
-        )
-        .unwrap();
+    let output = announce(&lab, &["--interface", "eth9", "--address", "192.0.2.100"]);
     assert!(!output.status.success());
     let message = stderr(&output);
     assert!(
@@ -129,19 +111,10 @@ fn announce_names_a_missing_interface() {
 fn announce_on_a_down_interface_is_refused() {
     let lab = Lab::new();
     lab.holder.ip(&["link", "set", HOLDER_IF, "down"]).unwrap();
-    let output = lab
-        .holder
-        .exec(
-            KVIP,
-            &[
-                "announce",
-                "--interface",
-                HOLDER_IF,
-                "--address",
-                "192.0.2.100",
-            ],
-        )
-        .unwrap();
+    let output = announce(
+        &lab,
+        &["--interface", HOLDER_IF, "--address", "192.0.2.100"],
+    );
     assert!(!output.status.success());
     assert!(
         stderr(&output).contains("interface `kv0` is not up"),

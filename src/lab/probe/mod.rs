@@ -272,7 +272,8 @@ fn receive(
             msg.msg_iov = &raw mut iov;
             msg.msg_iovlen = 1;
             msg.msg_control = control.as_mut_ptr().cast();
-            msg.msg_controllen = size_of_val(&control);
+            // `socklen_t` on musl, `size_t` on glibc; the buffer is a few dozen bytes either way.
+            msg.msg_controllen = size_of_val(&control) as _;
             let len = libc::recvmsg(packet.as_raw_fd(), &raw mut msg, 0);
             let mut stamp = None;
             let mut cmsg = libc::CMSG_FIRSTHDR(&raw const msg);

@@ -3,8 +3,9 @@
 //! In a throw-away namespace with a veth pair, measures over many iterations:
 //!
 //! - **takeover**: from "this node became leader" to "VIP on the interface (netlink ACK) and first
-//!   gratuitous ARP handed to the kernel" — `Addresses::add` then `Announcer::start` and waiting
-//!   for its first-frame report, exactly what the daemon does;
+//!   gratuitous ARP handed to the kernel" — `Addresses::add` then `Announcer::announce` (frames
+//!   prepared once, at start-up) and waiting for its first-frame report, exactly what the daemon
+//!   does;
 //! - **refresh GARP**: one frame on the long-lived raw socket (`RawLink::send`);
 //! - **lifetime refresh**: `Addresses::refresh_lifetime`, which runs on every lease renewal.
 //!
@@ -40,6 +41,7 @@ async fn measure() -> anyhow::Result<Vec<(&'static str, Vec<Duration>)>> {
     let addresses = Addresses::open(Some("kv0"), false, AddressOptions::default()).await?;
     let interface = addresses.interface().clone();
     let announcer = Announcer::open(&interface, Schedule::default())?;
+    let announcement = announcer.prepare(&[vip])?;
     let lifetime = Duration::from_secs(10);
 
     let mut takeover = Vec::with_capacity(TAKEOVERS);
@@ -47,7 +49,7 @@ async fn measure() -> anyhow::Result<Vec<(&'static str, Vec<Duration>)>> {
         addresses.remove(vip).await?;
         let became_leader = Instant::now();
         addresses.add(vip, lifetime).await?;
-        announcer.start(&[vip])?.wait().await?;
+        announcer.announce(&announcement).wait().await?;
         let elapsed = became_leader.elapsed();
         announcer.stop();
         if i >= WARMUP {

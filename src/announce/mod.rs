@@ -109,10 +109,14 @@ pub enum AnnounceError {
     },
 }
 
+/// The frames for a set of VIPs on one interface, built by [`Announcer::prepare`]; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Announcement(Arc<[Vec<u8>]>);
+
 enum Command {
     Start {
         epoch: u64,
-        frames: Vec<Vec<u8>>,
+        frames: Announcement,
         first_frame: oneshot::Sender<Result<Instant, AnnounceError>>,
     },
     Stop,
@@ -181,10 +185,10 @@ impl Announcer {
         })
     }
 
-    /// Starts announcing `vips` from now on: the takeover burst, then the refresh. Calling it
-    /// again (after re-adding a VIP that vanished, or when the link came back up) restarts the
-    /// burst. Fails at once, before anything is sent, if a VIP cannot be announced here.
-    pub fn start(&self, vips: &[Vip]) -> Result<FirstFrame, AnnounceError> {
+    /// Builds every frame that announces `vips` on this interface, once. The daemon prepares
+    /// its VIPs at start-up (a VIP that cannot be announced here is a start-up error) and hands
+    /// the result to [`Announcer::announce`] on every takeover, so the hot path builds nothing.
+    pub fn prepare(&self, vips: &[Vip]) -> Result<Announcement, AnnounceError> {
         let mut frames = Vec::new();
         for vip in vips {
             frames.extend(frames::frames_for(
@@ -194,18 +198,31 @@ impl Announcer {
                 vip.addr,
             )?);
         }
+        Ok(Announcement(frames.into()))
+    }
+
+    /// Starts announcing `vips` from now on: [`Announcer::prepare`] then [`Announcer::announce`].
+    /// Fails at once, before anything is sent, if a VIP cannot be announced here.
+    pub fn start(&self, vips: &[Vip]) -> Result<FirstFrame, AnnounceError> {
+        Ok(self.announce(&self.prepare(vips)?))
+    }
+
+    /// Starts sending `announcement` from now on: the takeover burst, then the refresh. Calling
+    /// it again (after re-adding a VIP that vanished, or when the link came back up) restarts the
+    /// burst.
+    pub fn announce(&self, announcement: &Announcement) -> FirstFrame {
         let epoch = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
         let (first_frame, receiver) = oneshot::channel();
         // If the task is gone the sender is dropped and `wait` reports `Stopped`.
         let _ = self.commands.send(Command::Start {
             epoch,
-            frames,
+            frames: announcement.clone(),
             first_frame,
         });
-        Ok(FirstFrame {
+        FirstFrame {
             receiver,
             interface: self.interface.name.clone(),
-        })
+        }
     }
 
     /// Stops announcing, effective before this returns.
@@ -237,7 +254,7 @@ struct Worker {
 /// The takeover being announced.
 struct Active {
     epoch: u64,
-    frames: Vec<Vec<u8>>,
+    frames: Announcement,
     started: tokio::time::Instant,
     /// Index of the next round: burst rounds first, then refreshes.
     round: u32,
@@ -277,7 +294,7 @@ impl Worker {
     fn round(&mut self, state: &mut Active) -> Result<Instant, AnnounceError> {
         let mut first: Option<Instant> = None;
         let mut last_error = None;
-        for frame in &state.frames {
+        for frame in state.frames.0.iter() {
             if self.epoch.load(Ordering::SeqCst) != state.epoch {
                 break;
             }

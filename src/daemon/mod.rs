@@ -14,7 +14,7 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::address::{AddressOptions, Addresses, Vip};
-use crate::announce::{Announcer, Schedule, frames};
+use crate::announce::{Announcer, Schedule};
 use crate::config::Config;
 use crate::credentials::{ApiEndpoint, KubeconfigPaths, Ladder};
 use crate::election::{self, ElectorConfig, Timings};
@@ -58,17 +58,11 @@ pub async fn run(
     .await
     .context("cannot use the VIP's interface")?;
     let interface = addresses.interface().clone();
-    for vip in &vips {
-        frames::frames_for(
-            &interface.name,
-            interface.mac,
-            interface.link_local,
-            vip.addr,
-        )
-        .with_context(|| format!("cannot announce {vip} on {}", interface.name))?;
-    }
     let announcer = Announcer::open(&interface, Schedule::with_arp_rate(config.arp_rate))
         .context("cannot open the raw socket for gratuitous ARP / NA")?;
+    let announcement = announcer
+        .prepare(&vips)
+        .with_context(|| format!("cannot announce the VIP on {}", interface.name))?;
     let interface_events = addresses
         .watch()
         .await
@@ -116,6 +110,7 @@ pub async fn run(
         release_timeout: request_timeout * 2,
         addresses,
         announcer,
+        announcement,
         metrics,
         health,
         leading: None,

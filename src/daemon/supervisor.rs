@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::fence;
 use crate::address::{Addresses, InterfaceEvent, Vip};
-use crate::announce::Announcer;
+use crate::announce::{Announcement, Announcer};
 use crate::election::{ElectionEvent, ElectorHandle, ElectorStatus, StepDownReason};
 use crate::observability::{Health, Metrics};
 
@@ -30,6 +30,8 @@ pub(super) struct Supervisor {
     pub addresses: Addresses,
     /// Gratuitous ARP / NA.
     pub announcer: Announcer,
+    /// The frames for `vips`, built once at start-up so a takeover builds nothing.
+    pub announcement: Announcement,
     /// Metrics this task records.
     pub metrics: Metrics,
     /// Liveness and readiness this task records.
@@ -171,13 +173,7 @@ impl Supervisor {
         if let Some(leadership) = self.leading.as_mut() {
             leadership.vip_up = true;
         }
-        let first = match self.announcer.start(&self.vips) {
-            Ok(first) => first,
-            Err(err) => {
-                tracing::error!(error = %err, "VIP is up but cannot be announced");
-                return;
-            }
-        };
+        let first = self.announcer.announce(&self.announcement);
         let metrics = self.metrics.clone();
         let request_ms = acquired.duration_since(sent).as_secs_f64() * 1e3;
         // Waiting here would stall the supervisor if a send blocked; the log line can wait.
@@ -251,9 +247,7 @@ impl Supervisor {
         };
         if self.add_vips(lifetime).await {
             self.metrics.vip_restored.inc();
-            if let Err(err) = self.announcer.start(&self.vips) {
-                tracing::error!(error = %err, "cannot announce the restored VIP");
-            }
+            self.announcer.announce(&self.announcement);
             tracing::info!(?event, "VIP restored on the interface and announced again");
         }
     }

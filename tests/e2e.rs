@@ -1,56 +1,33 @@
 //! End to end on a real kernel: three `kvip run` processes in three namespaces on one bridge,
-//! the Lease endpoint in a fourth, and an observer that records every ARP frame claiming the VIP.
+//! the Lease endpoint in a fourth, and a client that records every frame claiming or answering for
+//! the VIP.
 
-use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use kvip::lab::cluster::{Cluster, ClusterOptions};
-use pnet::packet::Packet;
-use pnet::packet::arp::ArpPacket;
-use pnet::packet::ethernet::{EtherTypes, EthernetPacket};
+use kvip::lab::probe::Probe;
 use pnet::util::MacAddr;
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
-/// Every ARP frame on the client's segment that claims the VIP: when it arrived, who sent it.
-struct Observer {
-    seen: Arc<Mutex<Vec<(Instant, MacAddr)>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
+/// The client's view of the VIP (`lab::probe`): every frame that claims or answers for it, with
+/// its kernel receive time and sender MAC.
+struct Observer(Probe);
 
 impl Observer {
     fn start(cluster: &Cluster) -> Observer {
-        let mut capture = cluster
-            .client
-            .capture("eth0")
-            .expect("capture on the client");
-        let vip = cluster.vip;
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (seen2, stop2) = (seen.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            while !stop2.load(Ordering::Relaxed) {
-                if let Ok(frame) =
-                    capture.next_matching(Duration::from_millis(200), |f| claim(f, vip).is_some())
-                    && let Some(mac) = claim(&frame, vip)
-                {
-                    seen2.lock().unwrap().push((Instant::now(), mac));
-                }
-            }
-        });
-        Observer {
-            seen,
-            stop,
-            thread: Some(thread),
-        }
+        Observer(
+            Probe::start(&cluster.client, cluster.client_addr, cluster.vip)
+                .expect("probe on the client"),
+        )
     }
 
     fn frames(&self) -> Vec<(Instant, MacAddr)> {
-        self.seen.lock().unwrap().clone()
+        self.0
+            .sightings()
+            .into_iter()
+            .map(|s| (s.at, s.mac))
+            .collect()
     }
 
     /// Waits for a claim from `mac`; returns when it was seen.
@@ -66,27 +43,8 @@ impl Observer {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("no gratuitous ARP from {mac} within {PATIENCE:?}");
+        panic!("nothing from {mac} about the VIP within {PATIENCE:?}");
     }
-}
-
-impl Drop for Observer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// The sender MAC of an ARP frame whose sender IP is `vip` (request or reply).
-fn claim(frame: &[u8], vip: Ipv4Addr) -> Option<MacAddr> {
-    let ethernet = EthernetPacket::new(frame)?;
-    if ethernet.get_ethertype() != EtherTypes::Arp {
-        return None;
-    }
-    let arp = ArpPacket::new(ethernet.payload())?;
-    (arp.get_sender_proto_addr() == vip).then(|| arp.get_sender_hw_addr())
 }
 
 fn cluster() -> Cluster {

@@ -79,6 +79,8 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
     /// A client host on the segment (observer, prober).
     pub client: NetNs,
+    /// The client's address on the segment.
+    pub client_addr: Ipv4Addr,
     /// The Lease endpoint, in its own namespace on the segment.
     pub server: ApiServer,
     options: ClusterOptions,
@@ -109,7 +111,8 @@ impl Cluster {
         let api_addr = host(100);
         attach(&api, api_addr)?;
         let client = NetNs::new()?;
-        attach(&client, host(200))?;
+        let client_addr = host(200);
+        attach(&client, client_addr)?;
         let dir = std::env::temp_dir().join(format!("kvip-{}", netns::unique_name("lab")));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut nodes = Vec::new();
@@ -163,6 +166,7 @@ impl Cluster {
             vip,
             nodes,
             client,
+            client_addr,
             server,
             options,
             dir,

@@ -129,8 +129,7 @@ impl Lab {
         cluster_options.timings = options.timings.clone();
         cluster_options.arp_rate_ms = options.arp_rate_ms;
         let cluster = Cluster::build(cluster_options)?;
-        let client_ip = std::net::Ipv4Addr::new(10, 240, 0, 200);
-        let probe = Probe::start(&cluster.client, client_ip, cluster.vip)?;
+        let probe = Probe::start(&cluster.client, cluster.client_addr, cluster.vip)?;
         let mut lab = Lab {
             cluster,
             probe,

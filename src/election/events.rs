@@ -61,17 +61,14 @@ pub enum StepDownReason {
     Released,
 }
 
-/// A snapshot of the elector for metrics, logs and `/readyz`; updated on every change.
+/// A snapshot of the elector for metrics and `/readyz`; updated on every change. Counting
+/// elections is the consumer's business: it sees every [`ElectionEvent`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ElectorStatus {
     /// Whether this node currently leads.
     pub leading: bool,
     /// The holder last observed in the Lease (`None`: nobody, or not read yet).
     pub holder: Option<String>,
-    /// How many times this node became leader (a metric counter).
-    pub times_elected: u64,
-    /// How many times the observed holder changed (kube-vip's transitions metric).
-    pub leader_changes_observed: u64,
     /// Renew attempts that failed while leading (a metric counter).
     pub renew_failures: u64,
     /// The credential in use (the ladder's rung), `None` before one could be loaded.

@@ -86,8 +86,9 @@ pub struct Cluster {
     options: ClusterOptions,
     dir: PathBuf,
     api_url: String,
-    // Declared last so the namespaces outlive the processes and the server's runtime.
-    runtime: tokio::runtime::Runtime,
+    // Held, never read: the Lease endpoint runs on it. Declared last so the namespaces outlive
+    // the processes and the server.
+    _runtime: tokio::runtime::Runtime,
     _api: NetNs,
     switch: NetNs,
 }
@@ -171,7 +172,7 @@ impl Cluster {
             options,
             dir,
             api_url,
-            runtime,
+            _runtime: runtime,
             _api: api,
             switch,
         })
@@ -391,11 +392,6 @@ impl Cluster {
     /// The directory with logs and kubeconfigs.
     pub fn dir(&self) -> &Path {
         &self.dir
-    }
-
-    /// The runtime the Lease endpoint runs on (for callers that need to await on it).
-    pub fn runtime(&self) -> &tokio::runtime::Runtime {
-        &self.runtime
     }
 }
 

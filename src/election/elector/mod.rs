@@ -343,10 +343,7 @@ impl Elector {
         self.events_stream = None;
         self.ladder_backoff = None;
         tracing::info!(identity = %self.config.identity, resumed, "became leader");
-        self.status.send_modify(|s| {
-            s.leading = true;
-            s.times_elected += 1;
-        });
+        self.status.send_modify(|s| s.leading = true);
         let _ = self.events.send(ElectionEvent::Elected { at, resumed });
     }
 
@@ -432,14 +429,8 @@ impl Elector {
         if self.reported_holder.as_ref() == Some(&holder) {
             return;
         }
-        let first = self.reported_holder.is_none();
         self.reported_holder = Some(holder.clone());
-        self.status.send_modify(|s| {
-            s.holder = holder.clone();
-            if !first {
-                s.leader_changes_observed += 1;
-            }
-        });
+        self.status.send_modify(|s| s.holder = holder.clone());
         let _ = self.events.send(ElectionEvent::LeaderObserved { holder });
     }
 

@@ -422,19 +422,7 @@ fn vips(vip: &VipArgs) -> Result<Vec<Vip>, ConfigError> {
 
 /// The Lease name (possibly `namespace/name`), namespace and timings, with client-go's rule.
 fn lease_settings(vip: &VipArgs) -> Result<LeaseSettings, ConfigError> {
-    let mut namespace = vip
-        .namespace
-        .clone()
-        .unwrap_or_else(|| DEFAULT_LEASE_NAMESPACE.into());
-    let mut name = vip
-        .lease_name
-        .clone()
-        .unwrap_or_else(|| DEFAULT_LEASE_NAME.into());
-    if let Some((ns, n)) = name.split_once('/') {
-        (namespace, name) = (ns.to_string(), n.to_string());
-    }
-    let name = values::dns1123(LEASE_NAME, &name, 253)?;
-    let namespace = values::dns1123(NAMESPACE, &namespace, 63)?;
+    let (namespace, name) = lease_location(vip.namespace.as_deref(), vip.lease_name.as_deref())?;
     let defaults = Timings::default();
     let duration = opt_or(
         vip.lease_duration.as_deref(),
@@ -506,6 +494,22 @@ fn lease_settings(vip: &VipArgs) -> Result<LeaseSettings, ConfigError> {
         retry_period,
         annotations,
     })
+}
+
+/// The Lease's namespace and name from `--namespace` and `--leaseName` (which may be
+/// `namespace/name`, as in kube-vip), with the defaults, validated as Kubernetes names.
+pub fn lease_location(
+    namespace: Option<&str>,
+    lease_name: Option<&str>,
+) -> Result<(String, String), ConfigError> {
+    let mut namespace = namespace.unwrap_or(DEFAULT_LEASE_NAMESPACE);
+    let mut name = lease_name.unwrap_or(DEFAULT_LEASE_NAME);
+    if let Some((ns, n)) = name.split_once('/') {
+        (namespace, name) = (ns, n);
+    }
+    let name = values::dns1123(LEASE_NAME, name, 253)?;
+    let namespace = values::dns1123(NAMESPACE, namespace, 63)?;
+    Ok((namespace, name))
 }
 
 /// A node name as the Lease's `holderIdentity`: non-empty, printable, no white space.

@@ -5,20 +5,12 @@ use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::pod::NAME;
-use crate::cli::{RbacArgs, VipArgs};
+use crate::cli::RbacArgs;
 use crate::config::{self, ConfigError};
 
 /// The Lease's namespace and name, validated as `kvip run` would.
 pub fn lease_location(args: &RbacArgs) -> Result<(String, String), ConfigError> {
-    let vip = VipArgs {
-        address: Some("192.0.2.1".into()),
-        node_name: Some("stand-in".into()),
-        namespace: args.namespace.clone(),
-        lease_name: args.lease_name.clone(),
-        ..VipArgs::default()
-    };
-    let resolved = config::Config::from_args(&vip, &Default::default(), std::iter::empty())?;
-    Ok((resolved.lease.namespace, resolved.lease.name))
+    config::lease_location(args.namespace.as_deref(), args.lease_name.as_deref())
 }
 
 /// A ServiceAccount, a Role on leases in the Lease's namespace (get/list/watch to follow the
